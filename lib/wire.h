@@ -1,0 +1,44 @@
+/* wire.h - encoding and strict decoding of correio.proto messages.
+ *
+ * Decoding checks the frame decodes, that `version` is one this build
+ * knows, and the fields every receiver relies on (an envelope has a valid
+ * queue id and at least one recipient).  A frame that fails is logged
+ * with its size and source and dropped: the caller gets NULL and goes on.
+ */
+#ifndef CORREIO_WIRE_H
+#define CORREIO_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "correio.pb-c.h"
+
+#define WIRE_VERSION 1
+
+typedef Correio__Envelope     Envelope;
+typedef Correio__Recipient    Recipient;
+typedef Correio__Client       Client;
+typedef Correio__Verdict      Verdict;
+typedef Correio__Event        Event;
+typedef Correio__AdminRequest AdminRequest;
+typedef Correio__AdminReply   AdminReply;
+typedef Correio__QueueEntry   QueueEntry;
+
+/* wire_pack_* - encode into fresh memory (xmalloc); *len gets the size. */
+uint8_t *wire_pack_envelope(const Envelope *e, size_t *len);
+uint8_t *wire_pack_event(const Event *e, size_t *len);
+uint8_t *wire_pack_admin_request(const AdminRequest *r, size_t *len);
+uint8_t *wire_pack_admin_reply(const AdminReply *r, size_t *len);
+
+/* wire_unpack_* - strict decode; NULL (after log_warn naming `from`) on a
+ * bad frame.  Free the result with wire_free_*. */
+Envelope     *wire_unpack_envelope(const void *data, size_t len, const char *from);
+Event        *wire_unpack_event(const void *data, size_t len, const char *from);
+AdminRequest *wire_unpack_admin_request(const void *data, size_t len, const char *from);
+AdminReply   *wire_unpack_admin_reply(const void *data, size_t len, const char *from);
+
+void wire_free_envelope(Envelope **e);
+void wire_free_event(Event **e);
+void wire_free_admin_request(AdminRequest **r);
+void wire_free_admin_reply(AdminReply **r);
+
+#endif

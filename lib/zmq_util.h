@@ -1,0 +1,38 @@
+/* zmq_util.h - ZeroMQ sockets with correio's settings.
+ *
+ * One context per process.  Every socket gets an explicit high-water mark
+ * and LINGER 0 (nothing durable ever sits only in a ZeroMQ queue: the
+ * ingress spool is the truth, so a stage stops at once).  Endpoints are
+ * ipc:// paths under run_directory on one host and tcp://NAME:PORT in a
+ * cluster; the consumer of a hop binds, producers connect.
+ *
+ * Edge-triggered ZMQ_FD: a loop that watches zmq_util_fd() must, after
+ * every wake-up and after every send or receive on the socket, keep
+ * receiving while zmq_util_readable() is true.
+ */
+#ifndef CORREIO_ZMQ_UTIL_H
+#define CORREIO_ZMQ_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ZMQ_UTIL_HWM_DEFAULT 1000
+
+/* zmq_util_socket - a socket of type with send and receive HWM and
+ * LINGER 0; fatal on failure. */
+void *zmq_util_socket(void *ctx, int type, int hwm);
+/* zmq_util_bind - bind, making the directory of an ipc:// path first;
+ * fatal (naming the endpoint) on failure. */
+void zmq_util_bind(void *sock, const char *endpoint);
+/* zmq_util_connect - connect; fatal on a malformed endpoint. */
+void zmq_util_connect(void *sock, const char *endpoint);
+int  zmq_util_fd(void *sock);
+bool zmq_util_readable(void *sock);
+bool zmq_util_writable(void *sock);
+/* zmq_util_send - one frame, non-blocking.  Returns 0, or -1 with errno
+ * EAGAIN when the HWM is reached or no peer is there. */
+int zmq_util_send(void *sock, const void *data, size_t len);
+/* zmq_util_set_timeout - receive and send timeouts in milliseconds. */
+void zmq_util_set_timeout(void *sock, int ms);
+
+#endif

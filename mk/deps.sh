@@ -1,0 +1,36 @@
+#!/bin/sh
+# deps.sh - install the Debian 12 packages correio needs to build, run and
+# test, but only those that are missing (so `make test` is fast when all is
+# there).  Needs root for the install; prints what it installs.
+set -eu
+
+PKGS="build-essential pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
+liblmdb-dev lmdb-utils libssl-dev libc-ares-dev libcrypt-dev libcmocka-dev
+swaks python3 openssl postfix procps iproute2 perl"
+
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+
+if [ -n "$missing" ]; then
+    echo "deps: installing$missing"
+    if [ "$(id -u)" != 0 ]; then
+        echo "deps: missing packages and not root; run: apt-get install$missing" >&2
+        exit 1
+    fi
+    # postfix is only a test peer and load generator (smtp-source); never
+    # let its package configure a system instance.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# The unprivileged user the stages run as when started by root.
+if [ "$(id -u)" = 0 ] && ! getent passwd correio >/dev/null; then
+    useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin correio
+    echo "deps: created system user correio"
+fi
+exit 0
