@@ -1,0 +1,119 @@
+/* zmq_util.c - ZeroMQ sockets with correio's settings (see zmq_util.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "xalloc.h"
+#include "zmq_util.h"
+
+/* setopt_int - set an int option; a failure here is a bug. */
+static void setopt_int(void *sock, int opt, int value, const char *what)
+{
+    if (zmq_setsockopt(sock, opt, &value, sizeof(value)) != 0)
+        log_panic("zmq_setsockopt %s=%d: %s", what, value, zmq_strerror(zmq_errno()));
+}
+
+void *zmq_util_socket(void *ctx, int type, int hwm)
+{
+    void *sock = zmq_socket(ctx, type);
+
+    if (sock == NULL)
+        log_fatal("cannot create a ZeroMQ socket (type %d): %s "
+                  "(too many open files? raise the limit)", type, zmq_strerror(zmq_errno()));
+    if (hwm <= 0)
+        hwm = ZMQ_UTIL_HWM_DEFAULT;
+    setopt_int(sock, ZMQ_SNDHWM, hwm, "ZMQ_SNDHWM");
+    setopt_int(sock, ZMQ_RCVHWM, hwm, "ZMQ_RCVHWM");
+    setopt_int(sock, ZMQ_LINGER, 0, "ZMQ_LINGER");
+    return sock;
+}
+
+/* ipc_prepare - make the directory of an ipc:// endpoint. */
+static void ipc_prepare(const char *endpoint)
+{
+    const char *path = endpoint + strlen("ipc://");
+    char *dir, *slash;
+
+    if (*path == '@')   /* Linux abstract namespace: nothing on disk */
+        return;
+    dir = xstrdup(path);
+    if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+        *slash = 0;
+        if (fs_mkdir_p(dir, 0750) < 0)
+            log_fatal("cannot create directory %s for %s: %m "
+                      "(check run_directory and its permissions)", dir, endpoint);
+    }
+    free(dir);
+}
+
+void zmq_util_bind(void *sock, const char *endpoint)
+{
+    if (strncmp(endpoint, "ipc://", 6) == 0)
+        ipc_prepare(endpoint);
+    if (zmq_bind(sock, endpoint) != 0)
+        log_fatal("cannot bind %s: %s%s", endpoint, zmq_strerror(zmq_errno()),
+                  zmq_errno() == EADDRINUSE ? " (is another copy of this stage running?)" : "");
+}
+
+void zmq_util_connect(void *sock, const char *endpoint)
+{
+    if (zmq_connect(sock, endpoint) != 0)
+        log_fatal("cannot connect to %s: %s (check the *_endpoint parameters)",
+                  endpoint, zmq_strerror(zmq_errno()));
+}
+
+int zmq_util_fd(void *sock)
+{
+    int fd;
+    size_t len = sizeof(fd);
+
+    if (zmq_getsockopt(sock, ZMQ_FD, &fd, &len) != 0)
+        log_panic("zmq_getsockopt ZMQ_FD: %s", zmq_strerror(zmq_errno()));
+    return fd;
+}
+
+static int events(void *sock)
+{
+    int ev;
+    size_t len = sizeof(ev);
+
+    while (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &len) != 0) {
+        if (zmq_errno() == EINTR)
+            continue;
+        if (zmq_errno() == ETERM)
+            return 0;
+        log_panic("zmq_getsockopt ZMQ_EVENTS: %s", zmq_strerror(zmq_errno()));
+    }
+    return ev;
+}
+
+bool zmq_util_readable(void *sock)
+{
+    return (events(sock) & ZMQ_POLLIN) != 0;
+}
+
+bool zmq_util_writable(void *sock)
+{
+    return (events(sock) & ZMQ_POLLOUT) != 0;
+}
+
+int zmq_util_send(void *sock, const void *data, size_t len)
+{
+    for (;;) {
+        if (zmq_send(sock, data, len, ZMQ_DONTWAIT) >= 0)
+            return 0;
+        if (zmq_errno() != EINTR)
+            break;
+    }
+    errno = zmq_errno();
+    return -1;
+}
+
+void zmq_util_set_timeout(void *sock, int ms)
+{
+    setopt_int(sock, ZMQ_RCVTIMEO, ms, "ZMQ_RCVTIMEO");
+    setopt_int(sock, ZMQ_SNDTIMEO, ms, "ZMQ_SNDTIMEO");
+}
