@@ -1,0 +1,76 @@
+/* scoring.h - the classifier's scoring engine: a table of named tests.
+ *
+ * Each test is {name, default score, function}; a message's score is the
+ * sum of the scores of the tests that hit, and it is spam at or above the
+ * required score (spam_required_score).  Today the table holds GTUBE
+ * only; later tests (DNSBL, header/body regexes, charsets) are new rows in
+ * scoring.c and new test_*.c files, and `score NAME value` lines in a
+ * rules file go through scoring_set_score().
+ */
+#ifndef CORREIO_CLASSIFIER_SCORING_H
+#define CORREIO_CLASSIFIER_SCORING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "config.h"
+#include "wire.h"
+
+/* What a test sees: the envelope, and the client's bytes split once into
+ * the header section and the body (so each test need not search for the
+ * blank line itself).  Valid only during scoring_run(). */
+typedef struct scoring_msg {
+    const Envelope *env;
+    const char     *headers;   /* header section, without the blank line */
+    size_t          headers_len;
+    const char     *body;      /* after the blank line (all of it if none) */
+    size_t          body_len;
+} scoring_msg;
+
+/* A test: does it hit this message?  ctx is the test's own state (NULL
+ * for tests without any, later e.g. a compiled regex or a DNS resolver). */
+typedef bool (*scoring_test_fn)(const scoring_msg *msg, void *ctx);
+
+typedef struct scoring_test {
+    const char     *name;     /* SpamAssassin-style rule name, "GTUBE" */
+    double          score;    /* default score */
+    scoring_test_fn fn;
+    const char     *doc;      /* one line */
+} scoring_test;
+
+/* One test that hit, with the score it counted. */
+typedef struct scoring_hit {
+    const char *name;         /* points into the test table */
+    double      score;
+} scoring_hit;
+
+typedef struct scoring_result {
+    double       score;
+    double       required;
+    bool         is_spam;
+    size_t       n_hits;
+    scoring_hit *hits;        /* n_hits entries, owned by the result */
+} scoring_result;
+
+typedef struct scoring scoring_t;
+
+/* scoring_new - an engine with every test of the table at its default
+ * score and the required score from cfg (spam_required_score). */
+scoring_t *scoring_new(const config_t *cfg);
+/* scoring_configure - take the required score from cfg again (SIGHUP). */
+void scoring_configure(scoring_t *s, const config_t *cfg);
+/* scoring_set_score - override a test's score (`score NAME value`); a
+ * score of 0 disables the test.  Returns false for an unknown name. */
+bool scoring_set_score(scoring_t *s, const char *name, double score);
+/* scoring_run - run every enabled test on env; fills *out (free it with
+ * scoring_result_free). */
+void scoring_run(const scoring_t *s, const Envelope *env, scoring_result *out);
+void scoring_result_free(scoring_result *r);
+/* scoring_tests_text - the hit names joined by commas ("GTUBE,FOO"), or
+ * "none"; malloc'ed. */
+char *scoring_tests_text(const scoring_result *r);
+void scoring_free(scoring_t **s);
+
+/* The tests themselves, one file each (test_NAME.c). */
+bool test_gtube(const scoring_msg *msg, void *ctx);
+
+#endif

@@ -1,0 +1,203 @@
+/* maildir.c - one message into one Maildir (see maildir.h).  Names are
+ * "SECONDS.M<usec>P<pid>Q<n>.HOST,S=<size>": the Maildir spec's unique
+ * name plus Dovecot's S= (the file's size, so Dovecot need not stat). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include "buf.h"
+#include "fsutil.h"
+#include "maildir.h"
+#include "xalloc.h"
+
+#define MAILDIR_CHUNK (64 * 1024)   /* bytes converted and written at a time */
+
+static pthread_once_t maildir_once = PTHREAD_ONCE_INIT;
+static char maildir_host[256];
+static unsigned long maildir_counter;
+
+/* maildir_host_init - the host part of names, with '/' and ':' encoded
+ * as the spec asks (\057, \072). */
+static void maildir_host_init(void)
+{
+    char raw[200];
+    if (gethostname(raw, sizeof raw) != 0 || raw[0] == '\0')
+        strcpy(raw, "localhost");
+    raw[sizeof raw - 1] = '\0';
+    size_t o = 0;
+    for (const char *p = raw; *p && o + 5 < sizeof maildir_host; p++) {
+        if (*p == '/')
+            o += (size_t)snprintf(maildir_host + o, 5, "\\057");
+        else if (*p == ':')
+            o += (size_t)snprintf(maildir_host + o, 5, "\\072");
+        else if (*p == ',')
+            o += (size_t)snprintf(maildir_host + o, 5, "\\054");
+        else
+            maildir_host[o++] = *p;
+    }
+    maildir_host[o] = '\0';
+}
+
+bool maildir_mailbox_safe(const char *mailbox)
+{
+    const char *slash = strchr(mailbox, '/');
+    if (!slash || slash == mailbox || slash[1] == '\0')
+        return false;
+    if (strchr(slash + 1, '/') || mailbox[0] == '.' || slash[1] == '.')
+        return false;
+    return true;
+}
+
+/* maildir_lf_len - size of data once CRLF became LF. */
+static size_t maildir_lf_len(const char *data, size_t len)
+{
+    size_t n = len;
+    for (const char *p = data, *end = data + len;
+         (p = memchr(p, '\r', (size_t)(end - p))) != NULL; p++)
+        if (p + 1 < end && p[1] == '\n')
+            n--;
+    return n;
+}
+
+/* maildir_write_lf - write data with CRLF turned into LF, a chunk at a
+ * time.  Returns 0 or -1 with errno. */
+static int maildir_write_lf(int fd, const char *data, size_t len, char *chunk)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\r' && i + 1 < len && data[i + 1] == '\n')
+            continue;
+        chunk[o++] = data[i];
+        if (o == MAILDIR_CHUNK) {
+            if (fs_write_all(fd, chunk, o) != 0)
+                return -1;
+            o = 0;
+        }
+    }
+    return o ? fs_write_all(fd, chunk, o) : 0;
+}
+
+/* maildir_trace_line - "NAME: <addr>\n" with any byte that could break
+ * the header (CR, LF, controls) made harmless. */
+static void maildir_trace_line(buf_t *b, const char *name, const char *addr)
+{
+    buf_printf(b, "%s: <", name);
+    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
+        buf_append_char(b, (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p);
+    buf_append_str(b, ">\n");
+}
+
+static int maildir_fail(char *err, size_t errsize, const char *what, int e)
+{
+    snprintf(err, errsize, "%s: %s", what, strerror(e));
+    errno = e;
+    return -1;
+}
+
+/* maildir_create - make DIR/tmp, DIR/new, DIR/cur. */
+static int maildir_create(const char *dir)
+{
+    static const char *const subs[] = {"tmp", "new", "cur"};
+    for (size_t i = 0; i < 3; i++) {
+        char *p = xasprintf("%s/%s", dir, subs[i]);
+        int rc = fs_mkdir_p(p, 0700);
+        int e = errno;
+        xfree(&p);
+        if (rc != 0) {
+            errno = e;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int maildir_deliver(const char *mail_root, const char *mailbox,
+                    const maildir_msg *m, char *err, size_t errsize)
+{
+    pthread_once(&maildir_once, maildir_host_init);
+    if (!maildir_mailbox_safe(mailbox)) {
+        snprintf(err, errsize, "unsafe mailbox name");
+        return MAILDIR_UNSAFE;
+    }
+
+    buf_t head = BUF_INIT;
+    maildir_trace_line(&head, "Return-Path", m->sender);
+    maildir_trace_line(&head, "Delivered-To", m->recipient);
+    size_t size = head.len + maildir_lf_len(m->body, m->body_len);
+    for (size_t i = 0; i < m->n_headers; i++)
+        size += maildir_lf_len((const char *)m->headers[i].data, m->headers[i].len);
+
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    unsigned long q = __atomic_add_fetch(&maildir_counter, 1, __ATOMIC_RELAXED);
+    char *dir = xasprintf("%s/%s", mail_root, mailbox);
+    char *name = xasprintf("%lld.M%06ldP%ldQ%lu.%s,S=%zu", (long long)tv.tv_sec,
+                           (long)tv.tv_usec, (long)getpid(), q, maildir_host, size);
+    char *tmp = xasprintf("%s/tmp/%s", dir, name);
+    char *newdir = xasprintf("%s/new", dir);
+    char *dst = xasprintf("%s/%s", newdir, name);
+    char *chunk = NULL;
+    int rc = -1, fd;
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {            /* first use: make the Maildir */
+        if (maildir_create(dir) != 0) {
+            maildir_fail(err, errsize, "cannot create maildir", errno);
+            goto out;
+        }
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    }
+    if (fd < 0) {
+        maildir_fail(err, errsize, "cannot create file", errno);
+        goto out;
+    }
+
+    chunk = xmalloc(MAILDIR_CHUNK);
+    bool ok = fs_write_all(fd, head.data, head.len) == 0;
+    for (size_t i = 0; ok && i < m->n_headers; i++)
+        ok = maildir_write_lf(fd, (const char *)m->headers[i].data,
+                              m->headers[i].len, chunk) == 0;
+    if (ok)
+        ok = maildir_write_lf(fd, m->body, m->body_len, chunk) == 0;
+    if (!ok) {
+        maildir_fail(err, errsize, "cannot write", errno);
+    } else if (fsync(fd) != 0) {
+        maildir_fail(err, errsize, "cannot fsync", errno);
+        ok = false;
+    }
+    if (close(fd) != 0 && ok) {
+        maildir_fail(err, errsize, "cannot write", errno);
+        ok = false;
+    }
+    if (ok && rename(tmp, dst) != 0) {
+        maildir_fail(err, errsize, "cannot rename into new", errno);
+        ok = false;
+    }
+    if (!ok) {
+        int e = errno;
+        (void)unlink(tmp);
+        errno = e;
+        goto out;
+    }
+    /* The rename is durable only once new/ itself is on disk. */
+    if (fs_fsync_dir(newdir) != 0) {
+        maildir_fail(err, errsize, "cannot fsync new", errno);
+        goto out;   /* the file is in new/; a retry may duplicate, never lose */
+    }
+    rc = 0;
+
+out:
+    buf_free(&head);
+    xfree(&chunk);
+    xfree(&dir);
+    xfree(&name);
+    xfree(&tmp);
+    xfree(&newdir);
+    xfree(&dst);
+    return rc;
+}
