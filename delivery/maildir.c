@@ -82,14 +82,16 @@ static int maildir_write_lf(int fd, const char *data, size_t len, char *chunk)
     return o ? fs_write_all(fd, chunk, o) : 0;
 }
 
-/* maildir_trace_line - "NAME: <addr>\n" with any byte that could break
- * the header (CR, LF, controls) made harmless. */
-static void maildir_trace_line(buf_t *b, const char *name, const char *addr)
+/* maildir_trace_line - "NAME: <addr>\n" (or "NAME: addr\n" when not
+ * bracketed, as Postfix and Dovecot write Delivered-To) with any byte that
+ * could break the header (CR, LF, controls) made harmless. */
+static void maildir_trace_line(buf_t *b, const char *name, const char *addr,
+                               bool bracketed)
 {
-    buf_printf(b, "%s: <", name);
+    buf_printf(b, "%s: %s", name, bracketed ? "<" : "");
     for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
         buf_append_char(b, (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p);
-    buf_append_str(b, ">\n");
+    buf_append_str(b, bracketed ? ">\n" : "\n");
 }
 
 static int maildir_fail(char *err, size_t errsize, const char *what, int e)
@@ -126,8 +128,8 @@ int maildir_deliver(const char *mail_root, const char *mailbox,
     }
 
     buf_t head = BUF_INIT;
-    maildir_trace_line(&head, "Return-Path", m->sender);
-    maildir_trace_line(&head, "Delivered-To", m->recipient);
+    maildir_trace_line(&head, "Return-Path", m->sender, true);
+    maildir_trace_line(&head, "Delivered-To", m->recipient, false);
     size_t size = head.len + maildir_lf_len(m->body, m->body_len);
     for (size_t i = 0; i < m->n_headers; i++)
         size += maildir_lf_len((const char *)m->headers[i].data, m->headers[i].len);

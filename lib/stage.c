@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -153,6 +154,23 @@ bool stage_reload(stage_t *st)
     return true;
 }
 
+/* rearm_parent_death - the kernel clears the parent-death signal on a
+ * change of credentials: arm it again so that a stage started by
+ * `correio run` never outlives a supervisor that was killed, and leave if
+ * that already happened.  A stage started otherwise (by hand, by systemd,
+ * as a container's service) is left alone. */
+static void rearm_parent_death(void)
+{
+    const char *master = getenv(STAGE_MASTER_ENV);
+
+    if (master == NULL || *master == 0)
+        return;
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+        log_fatal("prctl PR_SET_PDEATHSIG: %m");
+    if ((long)getppid() != atol(master))
+        log_fatal("supervisor pid %s exited while this stage started", master);
+}
+
 void stage_drop_privileges(stage_t *st)
 {
     const char *owner;
@@ -175,6 +193,7 @@ void stage_drop_privileges(stage_t *st)
         log_fatal("setuid %ld: %m", (long)pw->pw_uid);
     if (setuid(0) == 0 || geteuid() != pw->pw_uid || getegid() != pw->pw_gid)
         log_fatal("could not drop privileges to %s", owner);
+    rearm_parent_death();
     log_debug("running as %s (uid %ld)", owner, (long)pw->pw_uid);
 }
 

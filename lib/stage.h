@@ -24,6 +24,10 @@ typedef struct stage {
     int         signal_fd;/* readable after a signal; see stage_take_signals */
 } stage_t;
 
+/* The supervisor (correio run) puts its pid in this variable of every
+ * stage it starts. */
+#define STAGE_MASTER_ENV "CORREIO_MASTER_PID"
+
 #define STAGE_SIG_STOP   1
 #define STAGE_SIG_RELOAD 2
 

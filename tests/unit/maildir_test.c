@@ -62,7 +62,7 @@ static void test_maildir_deliver(void **state)
 
     const char *expect =
         "Return-Path: <sender@example.org>\n"
-        "Delivered-To: <demo@example.test>\n"
+        "Delivered-To: demo@example.test\n"
         "X-Spam-Score: 0.0\n"
         "X-Spam-Status: No\n"
         "Subject: hi\n\nline one\nline two\n";
@@ -107,7 +107,7 @@ static void test_maildir_null_sender_and_injection(void **state)
     size_t len;
     char *data = fs_read_file(path, &len);
     assert_non_null(data);
-    assert_string_equal(data, "Return-Path: <>\nDelivered-To: <x@example.test??X-Evil: 1>\n\nbody\n");
+    assert_string_equal(data, "Return-Path: <>\nDelivered-To: x@example.test??X-Evil: 1\n\nbody\n");
     xfree(&data);
     xfree(&path);
     xfree(&newdir);

@@ -1,0 +1,136 @@
+/* main.c - `correio`, the operator's command: global options, the table
+ * of commands, dispatch, and the small helpers every command uses.
+ *
+ *   correio [-c DIR] [-v] COMMAND [ARGS...]
+ *
+ * DIR is the configuration directory (correio.conf and the users file),
+ * /etc/correio by default.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "log.h"
+
+typedef struct ctl_command {
+    const char *name;
+    int (*handler)(const ctl_opts *o, int argc, char **argv);
+    const char *usage;    /* arguments after the command's name */
+    const char *summary;
+} ctl_command;
+
+static const ctl_command ctl_commands[] = {
+    {"run", cmd_run, "",
+     "start every stage in the foreground and supervise them"},
+    {"stop", cmd_stop, "",
+     "stop a running `correio run` and wait until it is gone"},
+    {"status", cmd_status, "",
+     "is the supervisor running, does each stage answer its admin socket"},
+    {"user", cmd_user, "add ADDRESS [--password-file FILE] | list",
+     "add or replace a local account (password from stdin or FILE)"},
+    {"config", cmd_config, "[-d | -n] [NAME...] | check",
+     "effective parameters; -d defaults and docs, -n only those set"},
+    {"queue", cmd_queue, "list",
+     "messages in the ingress spool and in the delivery queue"},
+    {"help", NULL, "", "this text"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: correio [-c DIR] [-v] COMMAND [ARGS...]\n\n"
+                 "  -c DIR   configuration directory (default %s)\n"
+                 "  -v       verbose: debug logging\n\ncommands:\n",
+            CTL_DEFAULT_CONFIG_DIR);
+    for (const ctl_command *c = ctl_commands; c->name; c++) {
+        char line[128];
+
+        snprintf(line, sizeof(line), "%s %s", c->name, c->usage);
+        fprintf(out, "  %-48s %s\n", line, c->summary);
+    }
+}
+
+void ctl_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fflush(stdout);
+    fputs("correio: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int ctl_usage_error(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+
+    fflush(stdout);
+    fputs("correio: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    for (const ctl_command *c = ctl_commands; c->name; c++)
+        if (strcmp(c->name, command) == 0)
+            fprintf(stderr, "usage: correio [-c DIR] %s %s\n", c->name, c->usage);
+    return 2;
+}
+
+config_t *ctl_load_config(const ctl_opts *o)
+{
+    char *err = NULL;
+    config_t *cfg = config_load(o->config_dir, &err);
+
+    if (cfg == NULL) {
+        ctl_error("%s", err ? err : "cannot load the configuration");
+        free(err);
+        exit(1);
+    }
+    return cfg;
+}
+
+int main(int argc, char **argv)
+{
+    ctl_opts o = {CTL_DEFAULT_CONFIG_DIR, false};
+    int ch;
+
+    log_init("correio");
+    /* '+': stop at the command, whose own options come after it */
+    while ((ch = getopt(argc, argv, "+c:vh")) != -1) {
+        switch (ch) {
+        case 'c':
+            o.config_dir = optarg;
+            break;
+        case 'v':
+            o.verbose = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    log_set_verbose(o.verbose);
+    for (const ctl_command *c = ctl_commands; c->name; c++) {
+        if (strcmp(c->name, argv[optind]) != 0)
+            continue;
+        if (c->handler == NULL) {
+            usage(stdout);
+            return 0;
+        }
+        return c->handler(&o, argc - optind, argv + optind);
+    }
+    ctl_error("unknown command '%s' (correio help lists them)", argv[optind]);
+    return 2;
+}

@@ -1,0 +1,534 @@
+/* smtp_server.c - the ingress's event loop (see smtp_server.h).
+ *
+ * Sessions' sockets are edge-triggered: a connection remembers that it is
+ * readable and reads until EAGAIN, except while its session waits for a
+ * spool commit or has too much unsent output (then it resumes later).
+ * Idle timeouts: connections sit in a list ordered by last activity, so
+ * only its head is ever checked.  Connections closed during an iteration
+ * are freed at its end, since a later event of the same batch may name
+ * them; a connection whose message is still being committed lives on
+ * (detached) until the spool hands the commit back.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "admin.h"
+#include "ingress_admin.h"
+#include "log.h"
+#include "pipeline.h"
+#include "smtp_server.h"
+#include "smtp_session.h"
+#include "spool.h"
+#include "timeutil.h"
+#include "xalloc.h"
+#include "zmq_util.h"
+
+#define MAX_EVENTS     256
+#define READ_CHUNK     16384
+#define OUT_HIGH       (256u << 10)  /* stop taking commands above this much unsent output */
+#define ZMQ_BATCH      1000          /* frames per socket per iteration */
+#define SHUTDOWN_WAIT_MS 30000       /* for commits in progress at SIGTERM */
+
+enum { SRC_LISTEN, SRC_CONN, SRC_SPOOL, SRC_SIGNAL, SRC_ZMQ };
+
+typedef struct src {
+    int kind;
+    int fd;
+} src_t;
+
+typedef struct conn {
+    src_t           src;            /* first: epoll data points here */
+    buf_t           in, out;
+    size_t          out_off;
+    smtp_session_t *sess;
+    struct conn    *prev, *next;    /* idle list, or graveyard */
+    int64_t         last_active;
+    bool            readable, eof, dead, listed;
+} conn_t;
+
+struct smtp_server {
+    ingress_t *ig;
+    int        epfd;
+    src_t     *listeners;
+    size_t     n_listeners;
+    src_t      spool_src, signal_src, zmq_src[3];
+    conn_t    *idle_head, *idle_tail;   /* oldest activity first */
+    conn_t    *graveyard;
+    unsigned   n_conns, n_detached;
+    bool       stopping;
+    bool       zmq_more;                /* a drain stopped at ZMQ_BATCH */
+};
+
+/* watch - add fd to the epoll set. */
+static void watch(smtp_server_t *srv, src_t *s, uint32_t events)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = s };
+
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0)
+        log_fatal("epoll_ctl add fd %d: %s", s->fd, strerror(errno));
+}
+
+smtp_server_t *smtp_server_new(ingress_t *ig)
+{
+    smtp_server_t *srv = xcalloc(1, sizeof(*srv));
+
+    srv->ig = ig;
+    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (srv->epfd < 0)
+        log_fatal("epoll_create1: %s", strerror(errno));
+    srv->signal_src = (src_t){ SRC_SIGNAL, ig->st->signal_fd };
+    watch(srv, &srv->signal_src, EPOLLIN);
+    return srv;
+}
+
+void smtp_server_watch_pipeline(smtp_server_t *srv)
+{
+    ingress_t *ig = srv->ig;
+    void *socks[3] = { ig->events, ig->admin, ig->push };
+
+    srv->spool_src = (src_t){ SRC_SPOOL, spool_fd(ig->spool) };
+    watch(srv, &srv->spool_src, EPOLLIN);
+    for (int i = 0; i < 3; i++) {
+        srv->zmq_src[i] = (src_t){ SRC_ZMQ, zmq_util_fd(socks[i]) };
+        watch(srv, &srv->zmq_src[i], EPOLLIN | EPOLLET);
+    }
+}
+
+/* listen_one - bind "host:port" or "[v6]:port". */
+static int listen_one(const char *spec)
+{
+    char host[256];
+    const char *port, *colon;
+    struct addrinfo hints, *res = NULL;
+    int fd, one = 1, rc;
+
+    if (spec[0] == '[') {
+        const char *close = strchr(spec, ']');
+        if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof(host))
+            log_fatal("smtpd_listen: %s: expected [address]:port", spec);
+        memcpy(host, spec + 1, (size_t)(close - spec - 1));
+        host[close - spec - 1] = '\0';
+        port = close + 2;
+    } else {
+        colon = strrchr(spec, ':');
+        if (!colon || (size_t)(colon - spec) >= sizeof(host))
+            log_fatal("smtpd_listen: %s: expected host:port", spec);
+        memcpy(host, spec, (size_t)(colon - spec));
+        host[colon - spec] = '\0';
+        port = colon + 1;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rc = getaddrinfo(host[0] && strcmp(host, "*") != 0 ? host : NULL, port, &hints, &res);
+    if (rc != 0)
+        log_fatal("smtpd_listen: %s: %s", spec, gai_strerror(rc));
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        log_fatal("smtpd_listen: %s: socket: %s", spec, strerror(errno));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (res->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0)
+        log_fatal("smtpd_listen: cannot bind %s: %s", spec, strerror(errno));
+    if (listen(fd, 1024) < 0)
+        log_fatal("smtpd_listen: cannot listen on %s: %s", spec, strerror(errno));
+    freeaddrinfo(res);
+    log_info("listening on %s", spec);
+    return fd;
+}
+
+void smtp_server_listen(smtp_server_t *srv, const char *const *addrs)
+{
+    size_t n = 0;
+
+    while (addrs[n])
+        n++;
+    if (n == 0)
+        log_fatal("smtpd_listen: no listener configured");
+    srv->listeners = xcalloc(n, sizeof(*srv->listeners));
+    for (size_t i = 0; i < n; i++) {
+        srv->listeners[i] = (src_t){ SRC_LISTEN, listen_one(addrs[i]) };
+        watch(srv, &srv->listeners[i], EPOLLIN);
+    }
+    srv->n_listeners = n;
+}
+
+/* --- the idle list */
+static void idle_unlink(smtp_server_t *srv, conn_t *c)
+{
+    if (!c->listed)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->idle_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        srv->idle_tail = c->prev;
+    c->prev = c->next = NULL;
+    c->listed = false;
+}
+
+/* touch - c was active now: to the tail of the idle list. */
+static void touch(smtp_server_t *srv, conn_t *c, int64_t now)
+{
+    c->last_active = now;
+    if (srv->idle_tail == c)
+        return;
+    idle_unlink(srv, c);
+    c->prev = srv->idle_tail;
+    if (srv->idle_tail)
+        srv->idle_tail->next = c;
+    else
+        srv->idle_head = c;
+    srv->idle_tail = c;
+    c->listed = true;
+}
+
+/* bury - free c at the end of this iteration. */
+static void bury(smtp_server_t *srv, conn_t *c)
+{
+    c->next = srv->graveyard;
+    srv->graveyard = c;
+}
+
+static void free_graveyard(smtp_server_t *srv)
+{
+    while (srv->graveyard) {
+        conn_t *c = srv->graveyard;
+        srv->graveyard = c->next;
+        buf_free(&c->in);
+        buf_free(&c->out);
+        xfree(&c);
+    }
+}
+
+/* conn_close - hang up; the session goes too unless its message is still
+ * being committed (then the spool completion finishes it). */
+static void conn_close(smtp_server_t *srv, conn_t *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    idle_unlink(srv, c);
+    close(c->src.fd);           /* also leaves the epoll set */
+    c->src.fd = -1;
+    srv->n_conns--;
+    if (smtp_session_waiting(c->sess)) {
+        srv->n_detached++;
+        return;
+    }
+    smtp_session_free(&c->sess);
+    bury(srv, c);
+}
+
+/* flush - write what we can; false on a write error. */
+static bool flush(conn_t *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t n = send(c->src.fd, c->out.data + c->out_off, c->out.len - c->out_off,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            return true;            /* EPOLLOUT (edge) tells us when to go on */
+        } else {
+            return false;
+        }
+    }
+    c->out_off = 0;
+    if (c->out.cap > OUT_HIGH)
+        buf_free(&c->out);
+    else
+        buf_reset(&c->out);
+    return true;
+}
+
+/* conn_run - process buffered input, read more while allowed, write the
+ * replies (all of a pipelined group in one write), hang up when done. */
+static void conn_run(smtp_server_t *srv, conn_t *c, int64_t now)
+{
+    bool write_ok;
+
+    if (c->dead)
+        return;
+    for (;;) {
+        ssize_t n;
+
+        if (c->in.len && !smtp_session_waiting(c->sess) && !smtp_session_closing(c->sess)) {
+            size_t used = smtp_session_input(c->sess, c->in.data, c->in.len);
+            buf_consume(&c->in, used);
+        }
+        if (smtp_session_closing(c->sess) || smtp_session_waiting(c->sess))
+            break;
+        if (c->out.len - c->out_off > OUT_HIGH) {
+            if (!flush(c) || c->out.len - c->out_off > OUT_HIGH)
+                break;
+        }
+        if (!c->readable || c->eof)
+            break;
+        buf_reserve(&c->in, READ_CHUNK + 1);
+        n = read(c->src.fd, c->in.data + c->in.len, READ_CHUNK);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            c->in.data[c->in.len] = '\0';
+            touch(srv, c, now);
+        } else if (n == 0) {
+            c->eof = true;
+        } else if (errno == EAGAIN) {
+            c->readable = false;
+        } else if (errno != EINTR) {
+            c->eof = true;
+        }
+    }
+    write_ok = flush(c);
+    if (!write_ok) {
+        smtp_session_lost(c->sess, "lost connection");
+        conn_close(srv, c);
+    } else if (smtp_session_closing(c->sess)) {
+        if (c->out.len == 0)
+            conn_close(srv, c);
+    } else if (c->eof && !smtp_session_waiting(c->sess)) {
+        smtp_session_lost(c->sess, "lost connection");
+        conn_close(srv, c);
+    }
+}
+
+/* accept_all - take every pending connection. */
+static void accept_all(smtp_server_t *srv, int lfd, int64_t now)
+{
+    for (;;) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int one = 1;
+        conn_t *c;
+
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN)
+                log_warn("accept: %s", strerror(errno));
+            return;
+        }
+        if (srv->n_conns >= srv->ig->session_limit) {
+            char msg[300];
+            int len = snprintf(msg, sizeof(msg), "421 4.7.0 %s Error: too many connections\r\n",
+                               srv->ig->hostname);
+            log_warn("too many connections (%u); refusing one", srv->n_conns);
+            if (send(fd, msg, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+                log_debug("421 not sent: %s", strerror(errno));
+            close(fd);
+            continue;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c = xcalloc(1, sizeof(*c));
+        c->src = (src_t){ SRC_CONN, fd };
+        buf_init(&c->in);
+        buf_init(&c->out);
+        c->sess = smtp_session_new(srv->ig, (struct sockaddr *)&peer, plen, &c->out, c);
+        srv->n_conns++;
+        touch(srv, c, now);
+        watch(srv, &c->src, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+        c->readable = true;
+        smtp_session_greet(c->sess);
+        conn_run(srv, c, now);
+    }
+}
+
+/* commits_done - the spool writer finished a group commit: answer the
+ * sessions, hand the envelopes to the pipeline, resume those sessions. */
+static void commits_done(smtp_server_t *srv, int64_t now)
+{
+    spool_done *d = spool_take_done(srv->ig->spool), *next;
+
+    for (; d; d = next) {
+        conn_t *c = d->cookie;
+
+        next = d->next;
+        smtp_session_committed(c->sess, d->rc);
+        if (d->rc == 0) {
+            pipeline_add(srv->ig->pipeline, d->qid, d->data, d->len);
+            d->data = NULL;
+        }
+        spool_done_free(&d);
+        if (c->dead) {
+            srv->n_detached--;
+            smtp_session_free(&c->sess);
+            bury(srv, c);
+        } else {
+            conn_run(srv, c, now);
+        }
+    }
+}
+
+/* drain_zmq - receive while ZMQ_EVENTS says POLLIN (edge-triggered
+ * ZMQ_FD), a batch at most per socket, then push out what waits. */
+static void drain_zmq(smtp_server_t *srv)
+{
+    ingress_t *ig = srv->ig;
+    int n;
+
+    srv->zmq_more = false;
+    for (n = 0; n < ZMQ_BATCH && zmq_util_readable(ig->events); n++) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, ig->events, ZMQ_DONTWAIT) < 0) {
+            if (errno != EAGAIN)
+                log_warn("events socket: %s", zmq_strerror(errno));
+            zmq_msg_close(&m);
+            break;
+        }
+        pipeline_event(ig->pipeline, zmq_msg_data(&m), zmq_msg_size(&m));
+        zmq_msg_close(&m);
+    }
+    if (n == ZMQ_BATCH)
+        srv->zmq_more = true;
+    for (n = 0; n < ZMQ_BATCH && zmq_util_readable(ig->admin); n++)
+        admin_serve(ig->admin, "ingress", ingress_admin_handle, ig);
+    if (n == ZMQ_BATCH)
+        srv->zmq_more = true;
+    pipeline_flush(ig->pipeline);
+}
+
+/* run_timers - idle sessions and overdue acks. */
+static void run_timers(smtp_server_t *srv, int64_t now)
+{
+    while (srv->idle_head && srv->idle_head->last_active + srv->ig->timeout_ms <= now) {
+        conn_t *c = srv->idle_head;
+        if (smtp_session_waiting(c->sess)) {
+            touch(srv, c, now);         /* the spool is slow, not the client */
+            continue;
+        }
+        if (smtp_session_closing(c->sess)) {
+            conn_close(srv, c);         /* it does not read its last reply */
+            continue;
+        }
+        smtp_session_timeout(c->sess);
+        idle_unlink(srv, c);
+        conn_run(srv, c, now);
+        if (!c->dead)
+            conn_close(srv, c);
+    }
+    pipeline_run_timers(srv->ig->pipeline, now);
+}
+
+/* next_timeout - epoll_wait's timeout from the nearest deadline. */
+static int next_timeout(const smtp_server_t *srv, int64_t now)
+{
+    int64_t next = pipeline_deadline(srv->ig->pipeline);
+
+    if (srv->zmq_more)
+        return 0;
+    if (srv->idle_head && srv->idle_head->last_active + srv->ig->timeout_ms < next)
+        next = srv->idle_head->last_active + srv->ig->timeout_ms;
+    if (next == INT64_MAX)
+        return -1;
+    if (next <= now)
+        return 0;
+    return next - now > 60000 ? 60000 : (int)(next - now);
+}
+
+static void handle_signals(smtp_server_t *srv)
+{
+    int sig = stage_take_signals(srv->ig->st);
+
+    if (sig & STAGE_SIG_STOP)
+        srv->stopping = true;
+    if (sig & STAGE_SIG_RELOAD) {
+        if (stage_reload(srv->ig->st) && !ingress_configure(srv->ig))
+            log_warn("reload: keeping the previous ingress settings");
+    }
+}
+
+/* shutdown_sessions - stop accepting, 421 to everyone, wait for the
+ * commits in progress so no 250-worthy message is left half done. */
+static void shutdown_sessions(smtp_server_t *srv)
+{
+    int64_t until = time_mono_ms() + SHUTDOWN_WAIT_MS;
+
+    for (size_t i = 0; i < srv->n_listeners; i++)
+        close(srv->listeners[i].fd);
+    srv->n_listeners = 0;
+    while (srv->idle_head) {
+        conn_t *c = srv->idle_head;
+        if (!smtp_session_waiting(c->sess))
+            smtp_session_shutdown(c->sess);
+        flush(c);
+        conn_close(srv, c);
+    }
+    while (srv->n_detached > 0 && time_mono_ms() < until) {
+        struct pollfd p = { .fd = spool_fd(srv->ig->spool), .events = POLLIN };
+        if (poll(&p, 1, 1000) > 0)
+            commits_done(srv, time_mono_ms());
+    }
+    free_graveyard(srv);
+}
+
+void smtp_server_run(smtp_server_t *srv)
+{
+    struct epoll_event evs[MAX_EVENTS];
+
+    drain_zmq(srv);
+    while (!srv->stopping && !stage_stopping()) {
+        int64_t now = time_mono_ms();
+        int n = epoll_wait(srv->epfd, evs, MAX_EVENTS, next_timeout(srv, now));
+
+        if (n < 0 && errno != EINTR)
+            log_fatal("epoll_wait: %s", strerror(errno));
+        now = time_mono_ms();
+        for (int i = 0; i < n; i++) {
+            src_t *s = evs[i].data.ptr;
+            switch (s->kind) {
+            case SRC_LISTEN:
+                accept_all(srv, s->fd, now);
+                break;
+            case SRC_CONN: {
+                conn_t *c = (conn_t *)s;
+                if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                    c->readable = true;
+                conn_run(srv, c, now);
+                break;
+            }
+            case SRC_SPOOL:
+                commits_done(srv, now);
+                break;
+            case SRC_SIGNAL:
+                handle_signals(srv);
+                break;
+            case SRC_ZMQ:
+                break;                  /* drained below, every iteration */
+            }
+        }
+        run_timers(srv, now);
+        drain_zmq(srv);                 /* also sends what the timers queued */
+        free_graveyard(srv);
+    }
+    log_info("stopping: %u session%s open", srv->n_conns, srv->n_conns == 1 ? "" : "s");
+    shutdown_sessions(srv);
+}
+
+void smtp_server_free(smtp_server_t **srvp)
+{
+    smtp_server_t *srv = *srvp;
+
+    if (!srv)
+        return;
+    for (size_t i = 0; i < srv->n_listeners; i++)
+        close(srv->listeners[i].fd);
+    xfree(&srv->listeners);
+    close(srv->epfd);
+    xfree(srvp);
+}
