@@ -1,0 +1,617 @@
+"""harness.py - start a real correio on loopback and drive it from tests.
+
+Standard library only.  Run the tests with Debian's /usr/bin/python3.
+
+    c = Correio(tmpdir, smtpd_timeout="2s")   # writes DIR/correio.conf, DIR/users
+    c.start()                                  # waits for the 220 banner
+    c.send("a@example.com", ["demo@example.test"], msg_bytes)
+    c.wait_for_maildir_count("demo@example.test", 1, timeout=20)
+    c.stop()                                   # SIGTERM, wait, kill -9 leftovers
+
+Environment:
+    CORREIO_BUILD   build directory (default: build), relative to the repo root
+    CORREIO_SANITIZER  non-empty when the build has ASan/UBSan (longer timeouts)
+    KEEP=1          keep the temporary directories
+
+A test module lists its cases with @case and ends with
+    if __name__ == "__main__": sys.exit(main(globals()))
+Each case prints one line: "PASS name (1.2s)", "FAIL name: reason" or
+"SKIP name: reason"; tests/run-blackbox.sh counts them.
+"""
+
+import atexit
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("CORREIO_BUILD", "build")
+if not os.path.isabs(BUILD):
+    BUILD = os.path.join(REPO, BUILD)
+BIN = os.path.join(BUILD, "bin", "correio")
+SANITIZER = bool(os.environ.get("CORREIO_SANITIZER"))
+SLOW = 3.0 if SANITIZER else 1.0          # timeout multiplier
+STAGES = tuple(os.environ.get("CORREIO_STAGES", "ingress classifier router delivery").split())
+DOMAIN = "example.test"
+DEFAULT_USERS = ("demo@example.test", "alice@example.test", "bob@example.test",
+                 "carol@example.test", "dave@example.test")
+ADDED_HEADERS = ("return-path", "delivered-to", "received", "x-spam-score",
+                 "x-spam-status")
+SAN_PATTERNS = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
+                          r"runtime error:|SUMMARY: UndefinedBehaviorSanitizer|"
+                          r"ERROR: ThreadSanitizer")
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def wait_for(cond, timeout, interval=0.05, what="condition"):
+    """Poll cond() until it returns a true value or timeout (scaled by SLOW)
+    seconds pass; returns the value, raises TestFailure on timeout."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise TestFailure("timeout (%.1fs) waiting for %s" % (timeout * SLOW, what))
+        time.sleep(interval)
+
+
+_used_ports = set()
+_port_lock = threading.Lock()
+
+
+def free_port():
+    """A loopback TCP port nobody listens on, never handed out twice in this
+    process."""
+    with _port_lock:
+        for _ in range(100):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            s.close()
+            if port not in _used_ports:
+                _used_ports.add(port)
+                return port
+    raise RuntimeError("no free port")
+
+
+_live = set()
+
+
+def _cleanup_all():
+    for c in list(_live):
+        try:
+            c.stop()
+        except Exception:
+            pass
+
+
+atexit.register(_cleanup_all)
+
+
+def _on_term(signum, frame):
+    _cleanup_all()
+    os._exit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _on_term)
+
+
+def _pids_with_cmdline(pred):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        argv = [a.decode("utf-8", "replace") for a in argv if a]
+        if argv and pred(argv):
+            out.append(int(d))
+    return out
+
+
+def _proc_status(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return dict(l.split(":", 1) for l in f if ":" in l)
+    except OSError:
+        return {}
+
+
+def _mail_owner():
+    """CORREIO_MAIL_OWNER, else the correio system user (mk/deps.sh makes
+    it; the stages refuse to run as uid 0), else root."""
+    if os.environ.get("CORREIO_MAIL_OWNER"):
+        return os.environ["CORREIO_MAIL_OWNER"]
+    import pwd
+    try:
+        pwd.getpwnam("correio")
+        return "correio"
+    except KeyError:
+        return "root"
+
+
+MAIL_OWNER = _mail_owner()
+
+
+class Correio:
+    def __init__(self, tmpdir=None, users=DEFAULT_USERS, **conf):
+        self.dir = tmpdir or tempfile.mkdtemp(prefix="correio-bb-")
+        self.own_dir = tmpdir is None
+        self.port = free_port()
+        self.conf = {
+            "myhostname": "mx.example.test",
+            "mydestination": DOMAIN,
+            "mynetworks": "127.0.0.0/8",
+            "smtpd_listen": "127.0.0.1:%d" % self.port,
+            "mail_root": os.path.join(self.dir, "mail"),
+            "data_directory": os.path.join(self.dir, "data"),
+            "run_directory": os.path.join(self.dir, "run"),
+            "mail_owner": MAIL_OWNER,
+        }
+        self.conf.update({k: str(v) for k, v in conf.items()})
+        self.users = list(users)
+        self.proc = None
+        self.logpath = os.path.join(self.dir, "log")
+        # mail_owner must reach its directories under this one
+        os.chmod(self.dir, 0o755)
+        with open(os.path.join(self.dir, "correio.conf"), "w") as f:
+            for k, v in self.conf.items():
+                f.write("%s = %s\n" % (k, v))
+        with open(os.path.join(self.dir, "users"), "w") as f:
+            for u in self.users:
+                f.write("%s:{PLAIN}secret\n" % u)
+        os.chmod(os.path.join(self.dir, "users"), 0o644)
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self, timeout=20):
+        if not os.access(BIN, os.X_OK):
+            raise TestFailure("no executable %s (build first)" % BIN)
+        self._log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen([BIN, "-c", self.dir, "run"],
+                                     stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=self._log, start_new_session=True)
+        _live.add(self)
+
+        def banner():
+            if self.proc.poll() is not None:
+                raise TestFailure("correio run exited with %s at startup"
+                                  % self.proc.returncode)
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                    s.settimeout(5 * SLOW)
+                    return s.recv(512).startswith(b"220")
+            except OSError:
+                return False
+        wait_for(banner, timeout, interval=0.05, what="SMTP banner on port %d" % self.port)
+        wait_for(lambda: all(self.stage_pid(n) for n in STAGES), timeout,
+                 what="all four stage processes")
+        return self
+
+    def stop(self, timeout=20):
+        """SIGTERM the supervisor, wait, then kill -9 whatever is left of
+        this instance (by pid).  Returns the supervisor's exit status."""
+        _live.discard(self)
+        rc = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    self.proc.send_signal(signal.SIGTERM)
+                    rc = self.proc.wait(timeout * SLOW)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+            else:
+                rc = self.proc.returncode
+            if rc is None:
+                rc = self.proc.returncode
+        for pid in self.all_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+        return rc
+
+    def cleanup(self):
+        self.stop()
+        if self.own_dir and os.environ.get("KEEP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    # ------------------------------------------------------------ processes
+    def all_pids(self):
+        """Every process of this instance: supervisor and stages."""
+        def mine(argv):
+            return (os.path.basename(argv[0]).startswith("correio") and
+                    self.dir in " ".join(argv[1:]))
+        return _pids_with_cmdline(mine)
+
+    def stage_pid(self, name):
+        """pid of correio-NAME of this instance (None if not running)."""
+        prog = "correio-" + name
+
+        def match(argv):
+            return (os.path.basename(argv[0]) == prog and self.dir in " ".join(argv[1:]))
+        pids = [p for p in _pids_with_cmdline(match)
+                if _proc_status(p).get("State", "").strip()[:1] not in ("Z", "")]
+        return pids[0] if pids else None
+
+    def stage_pids(self):
+        return {n: self.stage_pid(n) for n in STAGES}
+
+    def ctl(self, *args, input=None, timeout=20):
+        return subprocess.run([BIN, "-c", self.dir] + list(args), input=input,
+                              capture_output=True, timeout=timeout * SLOW, text=True)
+
+    # ------------------------------------------------------------ log
+    def log(self):
+        try:
+            with open(self.logpath, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.logpath)
+        except OSError:
+            return 0
+
+    def log_since(self, offset):
+        return self.log()[offset:] if offset else self.log()
+
+    def log_tail(self, n=40):
+        return "\n".join(self.log().splitlines()[-n:])
+
+    def sanitizer_reports(self, text=None):
+        text = self.log() if text is None else text
+        return [l for l in text.splitlines() if SAN_PATTERNS.search(l)]
+
+    # ------------------------------------------------------------ SMTP
+    def smtp(self, timeout=30):
+        s = smtplib.SMTP("127.0.0.1", self.port, timeout=timeout * SLOW)
+        s.ehlo("client.example")
+        return s
+
+    def send(self, sender, rcpts, msg, mail_options=(), timeout=30):
+        """sendmail over a fresh session; returns the refused dict."""
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=timeout * SLOW) as s:
+            s.ehlo("client.example")
+            return s.sendmail(sender, rcpts, msg, mail_options=list(mail_options))
+
+    def raw(self, timeout=15):
+        return RawSMTP(self.port, timeout)
+
+    # ------------------------------------------------------------ Maildir
+    def maildir(self, addr):
+        local, domain = addr.split("@", 1)
+        return os.path.join(self.conf["mail_root"], domain.lower(), local.lower())
+
+    def maildir_files(self, addr):
+        """Paths of the delivered messages (new/ and cur/), sorted."""
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(self.maildir(addr), sub)
+            try:
+                out += [os.path.join(d, n) for n in os.listdir(d) if not n.startswith(".")]
+            except OSError:
+                pass
+        return sorted(out)
+
+    def maildir_messages(self, addr):
+        res = []
+        for p in self.maildir_files(addr):
+            try:
+                with open(p, "rb") as f:
+                    res.append(f.read())
+            except OSError:
+                pass
+        return res
+
+    def wait_for_maildir_count(self, addr, n, timeout=20):
+        return wait_for(lambda: len(self.maildir_files(addr)) >= n and self.maildir_files(addr),
+                        timeout, what="%d message(s) in %s's Maildir" % (n, addr))
+
+    def wait_for_message(self, addr, marker, timeout=20):
+        """The delivered message (bytes) containing marker."""
+        if isinstance(marker, str):
+            marker = marker.encode()
+
+        def find():
+            for m in self.maildir_messages(addr):
+                if marker in m:
+                    return m
+            return None
+        return wait_for(find, timeout, what="a message with %r in %s's Maildir" % (marker, addr))
+
+
+# ---------------------------------------------------------------- raw SMTP
+class RawSMTP:
+    """A plain socket speaking SMTP by hand, for pipelining, smuggling and
+    malformed commands.  read_reply() returns (code, [lines]) or None at EOF."""
+
+    def __init__(self, port, timeout=15):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
+        self.sock.settimeout(timeout * SLOW)
+        self.buf = b""
+        self.eof = False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def cmd(self, line):
+        """Send one command line (CRLF added) and read its reply."""
+        self.send(line + "\r\n" if isinstance(line, str) else line + b"\r\n")
+        return self.read_reply()
+
+    def _line(self):
+        while b"\n" not in self.buf:
+            if self.eof:
+                return None
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                self.eof = True
+                if self.buf:
+                    line, self.buf = self.buf, b""
+                    return line
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r")
+
+    def read_reply(self):
+        lines = []
+        while True:
+            line = self._line()
+            if line is None:
+                if lines:
+                    raise TestFailure("connection closed inside a multi-line reply: %r" % lines)
+                return None
+            text = line.decode("utf-8", "replace")
+            lines.append(text)
+            if len(text) < 3 or not text[:3].isdigit():
+                raise TestFailure("malformed reply line %r" % text)
+            if len(text) == 3 or text[3] == " ":
+                return int(text[:3]), lines
+
+    def expect(self, code, enhanced=None, line=None):
+        """Read a reply (or send `line` first) and check its code and
+        enhanced status code; returns the reply text."""
+        r = self.cmd(line) if line is not None else self.read_reply()
+        what = ("reply to %r" % line) if line is not None else "reply"
+        check(r is not None, "connection closed, expected %s for %s" % (code, what))
+        text = "\n".join(r[1])
+        check(r[0] == code, "expected %s, got %r for %s" % (code, text, what))
+        if enhanced:
+            check(r[1][-1][4:].startswith(enhanced),
+                  "expected %s %s, got %r for %s" % (code, enhanced, text, what))
+        return text
+
+    def read_all(self):
+        """Every reply until the server closes; list of (code, lines)."""
+        out = []
+        while True:
+            r = self.read_reply()
+            if r is None:
+                return out
+            out.append(r)
+
+    def is_closed(self, timeout=10):
+        """True once the server has closed the connection (EOF/reset)."""
+        self.sock.settimeout(timeout * SLOW)
+        try:
+            while True:
+                d = self.sock.recv(4096)
+                if not d:
+                    return True
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+
+def queue_id(reply_text):
+    m = re.search(r"queued as ([0-9A-Za-z]+)", reply_text)
+    return m.group(1) if m else None
+
+
+def strip_added_headers(data):
+    """The delivered file without the header lines correio adds in front
+    (Return-Path, Delivered-To, Received with its continuation lines,
+    X-Spam-Score, X-Spam-Status).  Returns (added_names, rest)."""
+    names = []
+    pos = 0
+    in_added = False
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end + 1
+        line = data[pos:end]
+        if line[:1] in (b" ", b"\t") and in_added:
+            pos = end
+            continue
+        name = line.split(b":", 1)[0].decode("latin-1").strip().lower() if b":" in line else None
+        if name in ADDED_HEADERS:
+            names.append(name)
+            in_added = True
+            pos = end
+            continue
+        break
+    return names, data[pos:]
+
+
+def header_value(data, name):
+    """First header `name` of a message (bytes), unfolded, or None."""
+    head = data.split(b"\n\n", 1)[0]
+    m = re.search(rb"(?im)^" + re.escape(name.encode()) + rb":[ \t]*(.*(?:\n[ \t].*)*)", head)
+    return m.group(1).replace(b"\n", b"").decode("latin-1").strip() if m else None
+
+
+def simple_message(marker, sender="sender@client.example", to="demo@example.test",
+                   subject="test"):
+    return ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@client.example>\r\n"
+            "\r\nbody %s\r\n" % (sender, to, subject, marker, marker)).encode()
+
+
+def unique(prefix="m"):
+    unique.n += 1
+    return "%s-%d-%d-%d" % (prefix, os.getpid(), int(time.time() * 1000), unique.n)
+
+
+unique.n = 0
+
+
+# ---------------------------------------------------------------- runner
+_cases = []
+
+
+def case(conf=None, fresh=False, users=DEFAULT_USERS, timeout=60, skip=None,
+         allow_restarts=False):
+    """Declare a test case.  The function gets a started Correio.  Cases
+    with the same conf share one instance unless fresh=True."""
+    def deco(fn):
+        _cases.append(dict(fn=fn, name=fn.__name__.replace("test_", "", 1),
+                           conf=dict(conf or {}), fresh=fresh, users=tuple(users),
+                           timeout=timeout, skip=skip, allow_restarts=allow_restarts))
+        return fn
+    return deco
+
+
+class _Timeout(BaseException):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout()
+
+
+def main(namespace, prefix=None):
+    prefix = prefix or os.path.splitext(os.path.basename(namespace["__file__"]))[0].replace("test_", "")
+    wanted = set(sys.argv[1:])
+    signal.signal(signal.SIGALRM, _alarm)
+    instances = {}
+    failed = 0
+
+    def report(status, name, detail=""):
+        line = "%s %s.%s%s" % (status, prefix, name, detail)
+        print(line, flush=True)
+
+    def finish_instance(c, label):
+        nonlocal failed
+        c.stop()
+        reps = c.sanitizer_reports()
+        if SANITIZER or reps:
+            if reps:
+                failed += 1
+                report("FAIL", "sanitizer_clean[%s]" % label, ": " + "; ".join(reps[:5]))
+                sys.stderr.write(c.log_tail(80) + "\n")
+            else:
+                report("PASS", "sanitizer_clean[%s]" % label)
+        if os.environ.get("KEEP") != "1" and not reps and not getattr(c, "keep", False):
+            shutil.rmtree(c.dir, ignore_errors=True)
+        else:
+            sys.stderr.write("kept %s\n" % c.dir)
+
+    for cs in _cases:
+        name = cs["name"]
+        if wanted and name not in wanted:
+            continue
+        skip = cs["skip"]() if callable(cs["skip"]) else cs["skip"]
+        if skip:
+            report("SKIP", name, ": " + skip)
+            continue
+        key = (tuple(sorted(cs["conf"].items())), cs["users"])
+        t0 = time.monotonic()
+        c = None
+        signal.alarm(int(cs["timeout"] * SLOW) + 30)
+        try:
+            if cs["fresh"] or key not in instances or not instances[key].alive():
+                if not cs["fresh"] and key in instances:
+                    finish_instance(instances.pop(key), "before " + name)
+                c = Correio(users=cs["users"], **cs["conf"])
+                c.start()
+                if not cs["fresh"]:
+                    instances[key] = c
+            else:
+                c = instances[key]
+            before = c.stage_pids()
+            logpos = c.log_size()
+            cs["fn"](c)
+            after = c.stage_pids()
+            changed = [n for n in STAGES if before[n] != after[n]]
+            check(not changed or cs["allow_restarts"], "stage(s) restarted during the test (crash?): %s; log:\n%s"
+                  % (", ".join(changed), c.log_since(logpos)[-3000:]))
+            check(c.alive(), "the supervisor exited")
+            reps = c.sanitizer_reports(c.log_since(logpos))
+            check(not reps, "sanitizer report: " + "; ".join(reps[:5]))
+            report("PASS", name, " (%.1fs)" % (time.monotonic() - t0))
+        except _Timeout:
+            failed += 1
+            report("FAIL", name, ": timed out after %ds" % (cs["timeout"] * SLOW + 30))
+            if c:
+                sys.stderr.write("--- log tail:\n%s\n" % c.log_tail())
+        except Exception as e:
+            failed += 1
+            msg = str(e).splitlines()[0] if str(e) else repr(e)
+            report("FAIL", name, ": " + msg)
+            if not isinstance(e, TestFailure):
+                traceback.print_exc(file=sys.stderr)
+            elif len(str(e).splitlines()) > 1:
+                sys.stderr.write(str(e) + "\n")
+            if c:
+                c.keep = True
+                sys.stderr.write("--- %s log tail:\n%s\n" % (c.dir, c.log_tail()))
+        finally:
+            signal.alarm(0)
+            if c is not None and (cs["fresh"] or c not in instances.values()):
+                finish_instance(c, name)
+    for key, c in instances.items():
+        finish_instance(c, ",".join("%s=%s" % kv for kv in key[0]) or "default")
+    return 1 if failed else 0
