@@ -1,6 +1,10 @@
-/* maildir.c - one message into one Maildir (see maildir.h).  Names are
- * "SECONDS.M<usec>P<pid>Q<n>.HOST,S=<size>": the Maildir spec's unique
- * name plus Dovecot's S= (the file's size, so Dovecot need not stat). */
+/* maildir.c - one message into one Maildir (see maildir.h).  A file in
+ * tmp/ is named "SECONDS.M<usec>P<pid>Q<n>.HOST", the Maildir spec's
+ * unique name; in new/ it is "ARRIVAL.Q<queue id>R<recipient>.HOST" when
+ * the caller gives a stable id (queue ids are unique across hosts and
+ * restarts), so that link(2) into new/ fails with EEXIST for a copy an
+ * earlier, crashed attempt already delivered.  Both end with Dovecot's
+ * ",S=<size>" (the file's size, so Dovecot need not stat). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -101,10 +105,11 @@ static int maildir_fail(char *err, size_t errsize, const char *what, int e)
     return -1;
 }
 
-/* maildir_create - make DIR/tmp, DIR/new, DIR/cur. */
+/* maildir_create - make DIR/cur, DIR/new, DIR/tmp: tmp/ last, so that a
+ * worker that finds tmp/ (and writes into it) also finds new/. */
 static int maildir_create(const char *dir)
 {
-    static const char *const subs[] = {"tmp", "new", "cur"};
+    static const char *const subs[] = {"cur", "new", "tmp"};
     for (size_t i = 0; i < 3; i++) {
         char *p = xasprintf("%s/%s", dir, subs[i]);
         int rc = fs_mkdir_p(p, 0700);
@@ -119,8 +124,11 @@ static int maildir_create(const char *dir)
 }
 
 int maildir_deliver(const char *mail_root, const char *mailbox,
-                    const maildir_msg *m, char *err, size_t errsize)
+                    const maildir_msg *m, bool *duplicate,
+                    char *err, size_t errsize)
 {
+    if (duplicate)
+        *duplicate = false;
     pthread_once(&maildir_once, maildir_host_init);
     if (!maildir_mailbox_safe(mailbox)) {
         snprintf(err, errsize, "unsafe mailbox name");
@@ -142,7 +150,9 @@ int maildir_deliver(const char *mail_root, const char *mailbox,
                            (long)tv.tv_usec, (long)getpid(), q, maildir_host, size);
     char *tmp = xasprintf("%s/tmp/%s", dir, name);
     char *newdir = xasprintf("%s/new", dir);
-    char *dst = xasprintf("%s/%s", newdir, name);
+    char *dst = m->stable_id
+        ? xasprintf("%s/%lld.Q%s.%s,S=%zu", newdir, m->arrival, m->stable_id, maildir_host, size)
+        : xasprintf("%s/%s", newdir, name);
     char *chunk = NULL;
     int rc = -1, fd;
 
@@ -176,17 +186,24 @@ int maildir_deliver(const char *mail_root, const char *mailbox,
         maildir_fail(err, errsize, "cannot write", errno);
         ok = false;
     }
-    if (ok && rename(tmp, dst) != 0) {
-        maildir_fail(err, errsize, "cannot rename into new", errno);
-        ok = false;
+    /* link, not rename: it never replaces a file that is already there */
+    if (ok && link(tmp, dst) != 0) {
+        if (errno == EEXIST && m->stable_id) {
+            if (duplicate)
+                *duplicate = true;
+        } else {
+            maildir_fail(err, errsize, "cannot link into new", errno);
+            ok = false;
+        }
     }
-    if (!ok) {
+    {
         int e = errno;
         (void)unlink(tmp);
         errno = e;
-        goto out;
     }
-    /* The rename is durable only once new/ itself is on disk. */
+    if (!ok)
+        goto out;
+    /* The new name is durable only once new/ itself is on disk. */
     if (fs_fsync_dir(newdir) != 0) {
         maildir_fail(err, errsize, "cannot fsync new", errno);
         goto out;   /* the file is in new/; a retry may duplicate, never lose */

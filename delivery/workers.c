@@ -110,14 +110,19 @@ static void workers_run_job(workers_t *w, work_job *job)
         .n_headers = env->n_prepend_headers,
         .body = env->body.data,
         .body_len = env->body.data ? env->body.len : 0,
+        .arrival = (long long)(env->received_at / 1000000),
     };
-    char err[256];
+    char err[256], stable_id[64];
+    bool duplicate;
     work_result r = {.rcpt = job->rcpt, .relay = "maildir"};
     snprintf(r.queue_id, sizeof r.queue_id, "%s", env->queue_id);
-    int res = maildir_deliver(job->mail_root, rc->mailbox, &m, err, sizeof err);
+    snprintf(stable_id, sizeof stable_id, "%sR%u", env->queue_id, job->rcpt);
+    m.stable_id = stable_id;
+    int res = maildir_deliver(job->mail_root, rc->mailbox, &m, &duplicate, err, sizeof err);
     if (res == 0) {
         r.state = CORREIO__RCPT_STATE__RCPT_DELIVERED;
-        r.text = xstrdup("delivered to maildir");
+        r.text = xstrdup(duplicate ? "already in maildir from an earlier attempt"
+                                   : "delivered to maildir");
     } else if (res == MAILDIR_UNSAFE) {    /* never retried */
         r.state = CORREIO__RCPT_STATE__RCPT_FAILED;
         r.text = xasprintf("5.1.3 %s", err);

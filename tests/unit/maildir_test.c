@@ -43,11 +43,12 @@ static void test_maildir_deliver(void **state)
         {strlen("X-Spam-Status: No\r\n"), (uint8_t *)"X-Spam-Status: No\r\n"},
     };
     const char *body = "Subject: hi\r\n\r\nline one\r\nline two\r\n";
-    maildir_msg m = {"sender@example.org", "demo@example.test", hdrs, 2, body, strlen(body)};
+    maildir_msg m = {.sender = "sender@example.org", .recipient = "demo@example.test",
+                     .headers = hdrs, .n_headers = 2, .body = body, .body_len = strlen(body)};
     char err[256];
 
-    assert_int_equal(maildir_deliver(root, "example.test/demo", &m, err, sizeof err), 0);
-    assert_int_equal(maildir_deliver(root, "example.test/demo", &m, err, sizeof err), 0);
+    assert_int_equal(maildir_deliver(root, "example.test/demo", &m, NULL, err, sizeof err), 0);
+    assert_int_equal(maildir_deliver(root, "example.test/demo", &m, NULL, err, sizeof err), 0);
 
     char *tmpdir = xasprintf("%s/example.test/demo/tmp", root);
     char *newdir = xasprintf("%s/example.test/demo/new", root);
@@ -97,9 +98,10 @@ static void test_maildir_null_sender_and_injection(void **state)
     char root[] = "/tmp/maildir_test.XXXXXX";
     assert_non_null(mkdtemp(root));
     const char *body = "\r\nbody\r\n";
-    maildir_msg m = {"", "x@example.test\r\nX-Evil: 1", NULL, 0, body, strlen(body)};
+    maildir_msg m = {.sender = "", .recipient = "x@example.test\r\nX-Evil: 1",
+                     .body = body, .body_len = strlen(body)};
     char err[256];
-    assert_int_equal(maildir_deliver(root, "example.test/x", &m, err, sizeof err), 0);
+    assert_int_equal(maildir_deliver(root, "example.test/x", &m, NULL, err, sizeof err), 0);
     char *newdir = xasprintf("%s/example.test/x/new", root);
     char names[2][256];
     assert_int_equal(maildir_test_names(newdir, names, 2), 1);
@@ -121,18 +123,18 @@ static void test_maildir_refuses(void **state)
     (void)state;
     char root[] = "/tmp/maildir_test.XXXXXX";
     assert_non_null(mkdtemp(root));
-    maildir_msg m = {"", "x@y", NULL, 0, "\r\n", 2};
+    maildir_msg m = {.sender = "", .recipient = "x@y", .body = "\r\n", .body_len = 2};
     char err[256];
     static const char *const bad[] = {"", "demo", "/etc/x", "a/b/c", "../x", "a/..", "a/.x",
                                       ".a/x", "a/"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(maildir_deliver(root, bad[i], &m, err, sizeof err), MAILDIR_UNSAFE);
+        assert_int_equal(maildir_deliver(root, bad[i], &m, NULL, err, sizeof err), MAILDIR_UNSAFE);
 
     /* A Maildir that cannot be written: -1 with a reason, nothing left. */
     if (geteuid() != 0) {
         char *dom = xasprintf("%s/ro.test", root);
         assert_int_equal(mkdir(dom, 0500), 0);
-        assert_int_equal(maildir_deliver(root, "ro.test/u", &m, err, sizeof err), -1);
+        assert_int_equal(maildir_deliver(root, "ro.test/u", &m, NULL, err, sizeof err), -1);
         assert_non_null(strstr(err, "Permission denied"));
         xfree(&dom);
     }
@@ -141,10 +143,42 @@ static void test_maildir_refuses(void **state)
     xfree(&cmd);
 }
 
+/* An attempt after a crash finds its file already in new/: not written twice. */
+static void test_maildir_stable_id(void **state)
+{
+    (void)state;
+    char root[] = "/tmp/maildir_test.XXXXXX";
+    assert_non_null(mkdtemp(root));
+    const char *body = "Subject: once\r\n\r\nbody\r\n";
+    maildir_msg m = {.sender = "a@example.org", .recipient = "demo@example.test",
+                     .body = body, .body_len = strlen(body),
+                     .stable_id = "1K0XSQMXS5NF19800R0", .arrival = 1795427046};
+    char err[256], names[4][256];
+    bool dup = true;
+
+    assert_int_equal(maildir_deliver(root, "example.test/demo", &m, &dup, err, sizeof err), 0);
+    assert_false(dup);
+    assert_int_equal(maildir_deliver(root, "example.test/demo", &m, &dup, err, sizeof err), 0);
+    assert_true(dup);
+    char *newdir = xasprintf("%s/example.test/demo/new", root);
+    char *tmpdir = xasprintf("%s/example.test/demo/tmp", root);
+    assert_int_equal(maildir_test_names(newdir, names, 4), 1);
+    assert_non_null(strstr(names[0], "1795427046.Q1K0XSQMXS5NF19800R0."));
+    assert_int_equal(maildir_test_names(tmpdir, names, 4), 0);
+    /* another recipient index is another file */
+    m.stable_id = "1K0XSQMXS5NF19800R1";
+    assert_int_equal(maildir_deliver(root, "example.test/demo", &m, &dup, err, sizeof err), 0);
+    assert_false(dup);
+    assert_int_equal(maildir_test_names(newdir, names, 4), 2);
+    xfree(&newdir);
+    xfree(&tmpdir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_maildir_deliver),
+        cmocka_unit_test(test_maildir_stable_id),
         cmocka_unit_test(test_maildir_null_sender_and_injection),
         cmocka_unit_test(test_maildir_refuses),
     };
