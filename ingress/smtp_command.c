@@ -98,3 +98,15 @@ bool smtp_parse_size(const char *s, size_t len, unsigned long long *out)
     *out = v;
     return true;
 }
+
+bool smtp_rcpt_is_postmaster(const char *arg, size_t len)
+{
+    static const char want[] = "<postmaster>";
+    size_t i = 3;
+
+    if (len < 3 || strncasecmp(arg, "TO:", 3) != 0)
+        return false;
+    while (i < len && arg[i] == ' ')
+        i++;
+    return len - i == sizeof(want) - 1 && strncasecmp(arg + i, want, sizeof(want) - 1) == 0;
+}

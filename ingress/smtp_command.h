@@ -46,4 +46,10 @@ bool smtp_param_is(const smtp_param *p, const char *key);
  * does not fit. */
 bool smtp_parse_size(const char *s, size_t len, unsigned long long *out);
 
+/* smtp_rcpt_is_postmaster - is arg (after the verb) "TO:<Postmaster>",
+ * the one path without a domain that RFC 5321 4.5.1 requires a server to
+ * take?  Case-insensitive, spaces after the colon allowed, no
+ * parameters. */
+bool smtp_rcpt_is_postmaster(const char *arg, size_t len);
+
 #endif

@@ -365,7 +365,13 @@ static void do_rcpt(smtp_session_t *s, const char *arg, size_t len)
     size_t n = 0;
     char a[ADDR_PATH_MAX + 1], text[400], c[64];
 
-    switch (smtp_path_args(arg, len, "TO:", false, &path, params, &n)) {
+    smtp_args_status parsed = SMTP_ARGS_OK;
+
+    if (smtp_rcpt_is_postmaster(arg, len))   /* RFC 5321 4.5.1, as Postfix: at this host */
+        snprintf(path.address, sizeof(path.address), "postmaster@%s", s->ig->hostname);
+    else
+        parsed = smtp_path_args(arg, len, "TO:", false, &path, params, &n);
+    switch (parsed) {
     case SMTP_ARGS_OK:
         break;
     case SMTP_ARGS_BAD_PATH:

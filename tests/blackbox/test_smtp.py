@@ -8,10 +8,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, TestFailure, case, check, header_value, main,  # noqa: E402
+from harness import (DEFAULT_USERS, SLOW, TestFailure, case, check, header_value, main,  # noqa: E402
                      queue_id, simple_message, strip_added_headers, unique, wait_for)
 
 DEMO = "demo@example.test"
+DEFAULT_USERS_AND_POSTMASTER = DEFAULT_USERS + ("postmaster@mx.example.test",)
 SENDER = "sender@client.example"
 
 
@@ -64,6 +65,21 @@ def test_delivery_swaks(c):
     p = swaks(c, "--from", SENDER, "--to", DEMO, "--header", "Subject: " + m, "--body", m)
     check(p.returncode == 0, "swaks exit %d: %s" % (p.returncode, p.stdout[-800:]))
     c.wait_for_message(DEMO, m)
+
+
+@case(conf={"mydestination": "example.test, mx.example.test"},
+      users=DEFAULT_USERS_AND_POSTMASTER)
+def test_rcpt_bare_postmaster(c):
+    """RFC 5321 4.5.1: RCPT TO:<Postmaster> (no domain) is postmaster@myhostname."""
+    m = unique()
+    r = open_session(c)
+    r.expect(250, "2.", "MAIL FROM:<%s>" % SENDER)
+    r.expect(250, "2.1.5", "RCPT TO:<Postmaster>")
+    r.expect(354, None, "DATA")
+    r.send(simple_message(m, to="postmaster") + b".\r\n")
+    r.expect(250, "2.0.0")
+    r.expect(221, None, "QUIT")
+    c.wait_for_message("postmaster@mx.example.test", m)
 
 
 def tricky_message(marker):

@@ -101,11 +101,32 @@ static void test_params(void **state)
     assert_false(smtp_parse_size("99999999999999999999", 20, &v));
 }
 
+/* <Postmaster> without a domain (RFC 5321 4.5.1), and what is not it. */
+static void test_postmaster(void **state)
+{
+    static const struct { const char *arg; bool want; } cases[] = {
+        {"TO:<Postmaster>", true},
+        {"to:<postmaster>", true},
+        {"TO: <POSTMASTER>", true},
+        {"TO:<Postmaster> NOTIFY=NEVER", false},
+        {"TO:<Postmaster@example.test>", false},
+        {"TO:<Postmasters>", false},
+        {"TO:Postmaster", false},
+        {"FROM:<Postmaster>", false},
+        {"TO:", false},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_int_equal(smtp_rcpt_is_postmaster(cases[i].arg, strlen(cases[i].arg)),
+                         cases[i].want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_path_args),
+        cmocka_unit_test(test_postmaster),
         cmocka_unit_test(test_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
