@@ -43,7 +43,7 @@ LIBA     := $(BUILD)/libcorreio.a
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test unit blackbox bench clean
+.PHONY: all deps run test unit blackbox bench fuzz clean
 all: $(PROGRAMS) $(UNIT_BIN)
 
 deps:
@@ -107,6 +107,25 @@ test: deps
 
 bench: deps all
 	@sh bench/run.sh $(BUILD)
+
+# fuzz: every tests/fuzz/NAME_fuzz.c with clang's libFuzzer, run for
+# FUZZ_SECONDS each.  FUZZ_SRC_NAME lists the sources a target needs.
+FUZZ_SECONDS ?= 30
+FUZZ_BASE          := lib/buf.c lib/xalloc.c lib/log.c
+FUZZ_SRC_address   := lib/address.c $(FUZZ_BASE)
+FUZZ_SRC_smtp_data := ingress/smtp_data.c $(FUZZ_BASE)
+FUZZ_NAMES := $(patsubst tests/fuzz/%_fuzz.c,%,$(wildcard tests/fuzz/*_fuzz.c))
+
+build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $$(FUZZ_SRC_$$*) $(PROTO_C)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
+	    -o $@ $< $(FUZZ_SRC_$*)
+
+fuzz: $(FUZZ_NAMES:%=build-fuzz/%_fuzz)
+	@for f in $^; do echo "fuzz: $$f for $(FUZZ_SECONDS) s"; mkdir -p $$f.corpus; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$f.corpus > $$f.log 2>&1 \
+	        || { tail -40 $$f.log; echo "fuzz: $$f failed, see $$f.log"; exit 1; }; \
+	    grep stat::number_of_executed_units $$f.log; done
 
 clean:
 	rm -rf build build-*
