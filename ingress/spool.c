@@ -1,12 +1,19 @@
 /* spool.c - the ingress spool with group commit (see spool.h).  The event
  * loop only ever takes a mutex for a moment to queue an operation; the
  * writer thread does every write transaction and fsync.
+ *
+ * Deletes (delivery owns the message) need no fsync of their own: a
+ * delete lost in a crash only means the message is sent again, and
+ * delivery drops the copy by its queue id.  So a batch of deletes alone
+ * waits up to SPOOL_DELETE_DELAY_MS for a put to share its commit, and
+ * the fsyncs go to the messages whose 250 waits for them.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lmdb_util.h"
@@ -15,6 +22,8 @@
 #include "xalloc.h"
 
 enum { OP_PUT, OP_DEL };
+
+#define SPOOL_DELETE_DELAY_MS 200   /* longest a delete waits for a put's commit */
 
 typedef struct spool_op {
     spool_done done;    /* first: a put turns into its own completion */
@@ -29,6 +38,8 @@ struct spool {
     pthread_mutex_t mu;
     pthread_cond_t  cond;
     spool_op       *q_head, *q_tail;        /* queued for the writer */
+    unsigned        q_puts;                 /* puts among them */
+    struct timespec q_since;                /* when the oldest of them was queued */
     spool_done     *d_head, *d_tail;        /* finished puts for the loop */
     bool            stop;
 };
@@ -89,6 +100,25 @@ static void commit_batch(spool_t *sp, spool_op *ops)
     }
 }
 
+/* writer_wait - with sp->mu held: until a put is queued, or deletes
+ * have waited SPOOL_DELETE_DELAY_MS, or the spool is closing. */
+static void writer_wait(spool_t *sp)
+{
+    while (!sp->stop && sp->q_puts == 0) {
+        struct timespec until = sp->q_since;
+
+        if (!sp->q_head) {
+            pthread_cond_wait(&sp->cond, &sp->mu);
+            continue;
+        }
+        until.tv_nsec += SPOOL_DELETE_DELAY_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        if (pthread_cond_timedwait(&sp->cond, &sp->mu, &until) == ETIMEDOUT)
+            break;
+    }
+}
+
 /* writer_main - take all queued ops, commit them at once, post results. */
 static void *writer_main(void *arg)
 {
@@ -100,10 +130,10 @@ static void *writer_main(void *arg)
         uint64_t one = 1;
 
         pthread_mutex_lock(&sp->mu);
-        while (!sp->q_head && !sp->stop)
-            pthread_cond_wait(&sp->cond, &sp->mu);
+        writer_wait(sp);
         ops = sp->q_head;
         sp->q_head = sp->q_tail = NULL;
+        sp->q_puts = 0;
         pthread_mutex_unlock(&sp->mu);
         if (!ops)
             break;                          /* stop, and nothing left */
@@ -149,7 +179,14 @@ spool_t *spool_open(const char *dir, size_t map_size)
     if (sp->efd < 0)
         log_fatal("spool: eventfd: %s", strerror(errno));
     pthread_mutex_init(&sp->mu, NULL);
-    pthread_cond_init(&sp->cond, NULL);
+    {
+        pthread_condattr_t ca;      /* timed waits on the monotonic clock */
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&sp->cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     rc = pthread_create(&sp->writer, NULL, writer_main, sp);
     if (rc != 0)
         log_fatal("spool: cannot start the writer thread: %s", strerror(rc));
@@ -192,11 +229,15 @@ static void enqueue(spool_t *sp, spool_op *op)
 {
     op->done.next = NULL;
     pthread_mutex_lock(&sp->mu);
-    if (sp->q_tail)
+    if (sp->q_tail) {
         sp->q_tail->done.next = &op->done;
-    else
+    } else {
         sp->q_head = op;
+        clock_gettime(CLOCK_MONOTONIC, &sp->q_since);
+    }
     sp->q_tail = op;
+    if (op->kind == OP_PUT)
+        sp->q_puts++;
     pthread_cond_signal(&sp->cond);
     pthread_mutex_unlock(&sp->mu);
 }
