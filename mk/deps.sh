@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
 liblmdb-dev lmdb-utils libssl-dev libc-ares-dev libcrypt-dev libcmocka-dev
-swaks python3 openssl postfix procps iproute2 perl"
+swaks python3 python3-zmq openssl postfix procps iproute2 perl clang"
 
 missing=""
 for p in $PKGS; do
