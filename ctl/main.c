@@ -53,28 +53,31 @@ static void usage(FILE *out)
     }
 }
 
+/* ctl_verror - "correio: TEXT" on stderr, after whatever stdout holds. */
+static void ctl_verror(const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    fputs("correio: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void ctl_error(const char *fmt, ...)
 {
     va_list ap;
 
-    fflush(stdout);
-    fputs("correio: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    ctl_verror(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 int ctl_usage_error(const char *command, const char *fmt, ...)
 {
     va_list ap;
 
-    fflush(stdout);
-    fputs("correio: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    ctl_verror(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     for (const ctl_command *c = ctl_commands; c->name; c++)
         if (strcmp(c->name, command) == 0)
             fprintf(stderr, "usage: correio [-c DIR] %s %s\n", c->name, c->usage);
