@@ -27,9 +27,7 @@ static void list_one(void *arg, const char *qid, const void *data, size_t len)
     }
     q = admin_reply_add_entry(c->reply, qid, "spool", e->reverse_path);
     q->arrival = e->received_at;
-    q->size = e->body.len;
-    for (size_t i = 0; i < e->n_prepend_headers; i++)
-        q->size += e->prepend_headers[i].len;
+    q->size = e->body.len;      /* the client's message, as delivery reports it */
     for (size_t i = 0; i < e->n_rcpt; i++)
         admin_entry_add_rcpt(q, e->rcpt[i]->address, CORREIO__RCPT_STATE__RCPT_PENDING, "");
     if (pipeline_next_attempt(c->ig->pipeline, qid, &next))
