@@ -39,9 +39,9 @@ typedef struct ingress {
 } ingress_t;
 
 /* ingress_configure - (re)read the parameters above from ig->st->cfg and
- * (re)open the users map and mynetworks (ingress_config.c).  On a bad
- * value logs it and returns false, keeping what was there. */
-bool ingress_configure(ingress_t *ig);
+ * (re)open the users map and mynetworks (ingress_config.c).  The values
+ * were checked when the configuration was loaded, so it cannot fail. */
+void ingress_configure(ingress_t *ig);
 /* ingress_unconfigure - free what ingress_configure made. */
 void ingress_unconfigure(ingress_t *ig);
 

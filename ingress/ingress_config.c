@@ -5,17 +5,14 @@
 #include "log.h"
 #include "xalloc.h"
 
-bool ingress_configure(ingress_t *ig)
+void ingress_configure(ingress_t *ig)
 {
     const config_t *cfg = ig->st->cfg;
     char *err = NULL, *path;
     cidr_list_t *nets = cidr_list_parse(config_list(cfg, "mynetworks"), &err);
 
-    if (!nets) {
-        log_warn("mynetworks: %s", err ? err : "bad value");
-        free(err);
-        return false;
-    }
+    if (!nets)      /* the configuration checked it when it was loaded */
+        log_panic("ingress_configure: mynetworks: %s", err ? err : "bad value");
     cidr_list_free(&ig->mynetworks);
     ig->mynetworks = nets;
     ig->hostname = ig->st->hostname;
@@ -32,7 +29,6 @@ bool ingress_configure(ingress_t *ig)
     users_close(&ig->users);
     ig->users = users_open(path);
     xfree(&path);
-    return true;
 }
 
 void ingress_unconfigure(ingress_t *ig)

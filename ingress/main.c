@@ -36,8 +36,7 @@ int main(int argc, char **argv)
     stage_start(&st, "ingress", argc, argv);
     cfg = st.cfg;
     ig.st = &st;
-    if (!ingress_configure(&ig))
-        log_fatal("cannot start with this configuration");
+    ingress_configure(&ig);
 
     /* Only the SMTP listeners need root (port 25): bind them, then become
      * mail_owner before the spool and the ipc sockets are made, so that

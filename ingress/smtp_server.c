@@ -448,8 +448,8 @@ static void handle_signals(smtp_server_t *srv)
     if (sig & STAGE_SIG_STOP)
         srv->stopping = true;
     if (sig & STAGE_SIG_RELOAD) {
-        if (stage_reload(srv->ig->st) && !ingress_configure(srv->ig))
-            log_warn("reload: keeping the previous ingress settings");
+        if (stage_reload(srv->ig->st))  /* a bad file keeps the old configuration */
+            ingress_configure(srv->ig);
     }
 }
 

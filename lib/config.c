@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cidr.h"
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
@@ -406,6 +407,18 @@ static int check_value(config_t *cfg, int idx, char **err)
     case PARAM_LIST:
         v->list = split_list(val);
         return 0;
+    case PARAM_NETWORKS: {
+        char *why = NULL;
+        cidr_list_t *nets;
+        int rc = 0;
+
+        v->list = split_list(val);
+        if ((nets = cidr_list_parse((const char *const *)v->list, &why)) == NULL)
+            rc = config_error(cfg, idx, err, "%s", why ? why : "not a list of networks");
+        cidr_list_free(&nets);
+        free(why);
+        return rc;
+    }
     case PARAM_INT:
         errno = 0;
         v->num = strtoll(val, &end, 10);
@@ -542,6 +555,11 @@ bool config_bool(const config_t *cfg, const char *name)
 
 const char *const *config_list(const config_t *cfg, const char *name)
 {
+    int idx = param_index(name, strlen(name));
+
+    /* a list of networks is a list too */
+    if (idx >= 0 && config_params[idx].type == PARAM_NETWORKS)
+        return (const char *const *)cfg->v[idx].list;
     return (const char *const *)lookup(cfg, name, PARAM_LIST, "config_list")->list;
 }
 

@@ -17,6 +17,8 @@
  *   BOOL  yes/no (also true/false, on/off, 1/0)
  *   LIST  items separated by commas and/or white space
  *   NUMBER a decimal number such as 5 or 6.5, within [min, max]
+ *   NETWORKS a LIST whose every item is a network (see cidr.h); read it
+ *         with config_list
  */
 #ifndef CORREIO_CONFIG_H
 #define CORREIO_CONFIG_H
@@ -32,6 +34,7 @@ typedef enum {
     PARAM_BOOL,
     PARAM_LIST,
     PARAM_NUMBER,
+    PARAM_NETWORKS,
 } param_type;
 
 /* One row of the parameter table (config_params.c). */

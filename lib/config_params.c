@@ -27,7 +27,7 @@ const param_def config_params[] = {
      "this host's domain (empty: myhostname without its first label)"},
     {"mydestination", PARAM_LIST, "$myhostname, localhost.$mydomain, localhost", 0, 0,
      "domains delivered to local Maildirs; their recipients must exist in users_file"},
-    {"mynetworks", PARAM_LIST, "127.0.0.0/8, [::1]/128", 0, 0,
+    {"mynetworks", PARAM_NETWORKS, "127.0.0.0/8, [::1]/128", 0, 0,
      "clients in these networks may relay to any domain"},
     {"users_file", PARAM_STR, "users", 0, 0,
      "local accounts, Dovecot passwd-file format; relative to the config directory"},
