@@ -114,7 +114,8 @@ def _on_term(signum, frame):
 signal.signal(signal.SIGTERM, _on_term)
 
 
-def _pids_with_cmdline(pred):
+def pids_with_cmdline(pred):
+    """pids of the processes whose argv (a list of str) satisfies pred."""
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -255,7 +256,7 @@ class Correio:
         def mine(argv):
             return (os.path.basename(argv[0]).startswith("correio") and
                     self.dir in " ".join(argv[1:]))
-        return _pids_with_cmdline(mine)
+        return pids_with_cmdline(mine)
 
     def stage_pid(self, name):
         """pid of correio-NAME of this instance (None if not running)."""
@@ -263,7 +264,7 @@ class Correio:
 
         def match(argv):
             return (os.path.basename(argv[0]) == prog and self.dir in " ".join(argv[1:]))
-        pids = [p for p in _pids_with_cmdline(match)
+        pids = [p for p in pids_with_cmdline(match)
                 if _proc_status(p).get("State", "").strip()[:1] not in ("Z", "")]
         return pids[0] if pids else None
 

@@ -17,7 +17,7 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, MAIL_OWNER, REPO, SLOW, STAGES, TestFailure, case, check,  # noqa: E402
-                     free_port, main, queue_id, simple_message, unique, wait_for)
+                     free_port, main, pids_with_cmdline, queue_id, simple_message, unique, wait_for)
 
 DEMO = "demo@example.test"
 SENDER = "sender@client.example"
@@ -69,19 +69,8 @@ class ConfDir:
 
     def pids(self):
         """correio processes whose command line names this directory."""
-        out = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open("/proc/%s/cmdline" % d, "rb") as f:
-                    argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
-            except OSError:
-                continue
-            if argv and os.path.basename(argv[0]).startswith("correio") and \
-                    self.dir in " ".join(argv[1:]):
-                out.append(int(d))
-        return out
+        return pids_with_cmdline(lambda argv: os.path.basename(argv[0]).startswith("correio")
+                                 and self.dir in " ".join(argv[1:]))
 
     def kill_all(self):
         for pid in self.pids():
