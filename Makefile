@@ -11,7 +11,7 @@
 SANITIZER ?=
 comma     := ,
 CC        ?= cc
-PKGS      := libzmq libprotobuf-c lmdb libcares openssl libxcrypt
+PKGS      := libzmq libprotobuf-c lmdb libcares openssl libxcrypt libpcre2-8
 
 ifeq ($(SANITIZER),)
 BUILD     := build
