@@ -35,6 +35,8 @@ static const ctl_command ctl_commands[] = {
      "effective parameters; -d defaults and docs, -n only those set"},
     {"queue", cmd_queue, "list",
      "messages in the ingress spool and in the delivery queue"},
+    {"map", cmd_map, "build FILE... | query SPEC KEY",
+     "compile FILE into FILE.lmdb; look KEY up in table SPEC (type:path)"},
     {"help", NULL, "", "this text"},
     {NULL, NULL, NULL, NULL},
 };

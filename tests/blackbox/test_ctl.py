@@ -1,6 +1,7 @@
 """test_ctl.py - `correio`, the operator's command, as a person uses it:
 config (all, -d, -n, NAME, check and its errors), run with a bad file,
-user add/list, status (and after kill -9), queue list, stop, SIGHUP.
+user add/list, status (and after kill -9), queue list, map build/query,
+stop, SIGHUP.
 
 Prints PASS/FAIL/SKIP per case (see harness.py)."""
 
@@ -472,6 +473,40 @@ def test_queue_list_shows_deferred_relay(c):
     check(re.search(r"^\s+%s\s+deferred\b" % re.escape(remote), out, re.M),
           "recipient %s not listed as deferred:\n%s" % (remote, out))
     check(len(re.findall(r"^[0-9A-Z]{10,}\s", out, re.M)) == 1, "more than one entry:\n" + out)
+
+
+# ---------------------------------------------------------------- map
+@case()
+def test_map_build_and_query(c):
+    """`correio map build` (postmap) and `correio map query` (postmap -q)."""
+    path = os.path.join(c.dir, "virtual")
+    with open(path, "w") as f:
+        f.write("# comment\nPostmaster@Example.test  demo@example.test\nbroken\n")
+    p = c.ctl("map", "build", path)
+    want = '%s:3: key "broken" has no value' % path
+    check(p.returncode == 1 and want in p.stderr, "build of a bad file (want %r): %s" % (want, out_of(p)))
+    check(not os.path.exists(path + ".lmdb"), "a bad file made %s.lmdb" % path)
+    p = c.ctl("map", "query", path, "postmaster@example.test")
+    check(p.returncode == 2 and "run correio map build " + path in p.stderr,
+          "query before a build: " + out_of(p))
+    with open(path, "w") as f:
+        f.write("Postmaster@Example.test  demo@example.test\nalice@example.test  Alice@Example.test\n")
+    p = c.ctl("map", "build", path)
+    check(p.returncode == 0 and p.stdout == "" and p.stderr == "", "build: " + out_of(p))
+    p = c.ctl("map", "query", "hash:" + path, "POSTMASTER@example.TEST")
+    check(p.returncode == 0 and p.stdout == "demo@example.test\n", "query: " + out_of(p))
+    p = c.ctl("map", "query", path, "alice@example.test")
+    check(p.returncode == 0 and p.stdout == "Alice@Example.test\n", "query, bare path: " + out_of(p))
+    p = c.ctl("map", "query", path, "nobody@example.test")
+    check(p.returncode == 1 and p.stdout == "", "query of a missing key: " + out_of(p))
+    pcre = os.path.join(c.dir, "checks")
+    with open(pcre, "w") as f:
+        f.write("/^(.+)@example\\.test$/  local $1\n")
+    p = c.ctl("map", "query", "pcre:" + pcre, "Bob@EXAMPLE.test")
+    check(p.returncode == 0 and p.stdout == "local Bob\n", "pcre query: " + out_of(p))
+    p = c.ctl("map")
+    check(p.returncode == 2 and "usage: correio [-c DIR] map build FILE..." in p.stderr,
+          "map without a subcommand: " + out_of(p))
 
 
 # ---------------------------------------------------------------- stop
