@@ -47,7 +47,7 @@ int main(int argc, char **argv)
             if (sig & STAGE_SIG_STOP)
                 break;
             if (sig & STAGE_SIG_RELOAD)
-                stage_reload(&st);   /* mail_root and backoff are read at each use */
+                stage_reload(&st, NULL, NULL);   /* mail_root and backoff are read at each use */
         }
         if (items[1].revents & ZMQ_POLLIN)
             admin_serve(admin, "delivery", scheduler_admin, sched);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <zmq.h>
 
+#include "auth_pool.h"
 #include "ingress.h"
 #include "log.h"
 #include "pipeline.h"
@@ -12,6 +13,8 @@
 #include "spool.h"
 #include "xalloc.h"
 #include "zmq_util.h"
+
+#define AUTH_THREADS 2   /* password checks in parallel (crypt(3) is slow on purpose) */
 
 /* resend_one - at start, every spool entry goes down the pipeline again. */
 static void resend_one(void *ctx, const char *qid, const void *data, size_t len)
@@ -36,14 +39,20 @@ int main(int argc, char **argv)
     stage_start(&st, "ingress", argc, argv);
     cfg = st.cfg;
     ig.st = &st;
-    ingress_configure(&ig);
+    if (!ingress_configure(&ig))        /* the certificate and tables, read as root */
+        log_fatal("cannot start with this configuration (see above)");
 
     /* Only the SMTP listeners need root (port 25): bind them, then become
      * mail_owner before the spool and the ipc sockets are made, so that
      * they belong to the user that uses them. */
     srv = smtp_server_new(&ig);
-    smtp_server_listen(srv, config_list(cfg, "smtpd_listen"));
+    smtp_server_listen(srv, ROLE_SMTP, "smtpd_listen", config_list(cfg, "smtpd_listen"));
+    smtp_server_listen(srv, ROLE_SUBMISSION, "submission_listen",
+                       config_list(cfg, "submission_listen"));
+    smtp_server_listen(srv, ROLE_SUBMISSIONS, "submissions_listen",
+                       config_list(cfg, "submissions_listen"));
     stage_drop_privileges(&st);
+    ig.auth = auth_pool_new(AUTH_THREADS);
 
     spool_dir = xasprintf("%s/spool", config_str(cfg, "data_directory"));
     ig.spool = spool_open(spool_dir, (size_t)config_size(cfg, "spool_map_size"));
@@ -67,6 +76,7 @@ int main(int argc, char **argv)
     smtp_server_run(srv);
 
     smtp_server_free(&srv);
+    auth_pool_free(&ig.auth);
     spool_close(&ig.spool);             /* the writer finishes its commit first */
     pipeline_free(&ig.pipeline);
     zmq_close(ig.events);

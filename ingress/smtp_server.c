@@ -8,6 +8,13 @@
  * are freed at its end, since a later event of the same batch may name
  * them; a connection whose message is still being committed lives on
  * (detached) until the spool hands the commit back.
+ *
+ * TLS: a connection's bytes go through tls_read/tls_write once its
+ * handshake is done (after STARTTLS, or at once on a submissions
+ * listener).  The handshake is driven by the same readiness events.
+ * Sessions that wait for DNS, a password check or a delay are woken
+ * through ig->resume (the ready list, run at the end of the iteration)
+ * and ig->sleep_until (the sleepers list, in the epoll timeout).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -21,6 +28,7 @@
 #include <zmq.h>
 
 #include "admin.h"
+#include "auth_pool.h"
 #include "ingress_admin.h"
 #include "log.h"
 #include "pipeline.h"
@@ -37,12 +45,16 @@
 #define ZMQ_BATCH      1000          /* frames per socket per iteration */
 #define SHUTDOWN_WAIT_MS 30000       /* for commits in progress at SIGTERM */
 
-enum { SRC_LISTEN, SRC_CONN, SRC_SPOOL, SRC_SIGNAL, SRC_ZMQ };
+enum { SRC_LISTEN, SRC_CONN, SRC_SPOOL, SRC_SIGNAL, SRC_ZMQ, SRC_DNS, SRC_AUTH };
 
 typedef struct src {
     int kind;
     int fd;
+    int role;                       /* listeners: listener_role */
 } src_t;
+
+/* A connection's TLS, if any. */
+enum { TLS_OFF, TLS_HANDSHAKE, TLS_ON };
 
 typedef struct conn {
     src_t           src;            /* first: epoll data points here */
@@ -50,18 +62,34 @@ typedef struct conn {
     size_t          out_off;
     smtp_session_t *sess;
     struct conn    *prev, *next;    /* idle list, or graveyard */
+    struct conn    *ready_next;     /* ready list: run at the end of the iteration */
+    struct conn    *sleep_next;     /* sleeping list, by wake time */
     int64_t         last_active;
-    bool            readable, eof, dead, listed;
+    int64_t         wake_at;
+    tls_conn_t     *tls;
+    int             tls_state;
+    bool            implicit_tls;   /* submissions: greet after the handshake */
+    bool            readable, writable_wanted_by_read, eof, dead, listed;
+    bool            in_ready, sleeping;
 } conn_t;
+
+/* A socket of the resolver. */
+typedef struct dns_src {
+    src_t           src;
+    struct dns_src *next;
+} dns_src_t;
 
 struct smtp_server {
     ingress_t *ig;
     int        epfd;
     src_t     *listeners;
     size_t     n_listeners;
-    src_t      spool_src, signal_src, zmq_src[3];
+    src_t      spool_src, signal_src, zmq_src[3], auth_src;
+    dns_src_t *dns_srcs;
     conn_t    *idle_head, *idle_tail;   /* oldest activity first */
     conn_t    *graveyard;
+    conn_t    *ready;                   /* sessions whose wait ended */
+    conn_t    *sleepers;                /* sessions sleeping, soonest first */
     unsigned   n_conns, n_detached;
     bool       stopping;
     bool       zmq_more;                /* a drain stopped at ZMQ_BATCH */
@@ -76,16 +104,110 @@ static void watch(smtp_server_t *srv, src_t *s, uint32_t events)
         log_fatal("epoll_ctl add fd %d: %s", s->fd, strerror(errno));
 }
 
+/* --- hooks the sessions call through ig */
+
+static void on_resume(void *server, void *cookie)
+{
+    smtp_server_t *srv = server;
+    conn_t *c = cookie;
+
+    if (c->in_ready || c->dead)
+        return;
+    c->in_ready = true;
+    c->ready_next = srv->ready;
+    srv->ready = c;
+}
+
+static void sleepers_unlink(smtp_server_t *srv, conn_t *c)
+{
+    for (conn_t **pp = &srv->sleepers; *pp; pp = &(*pp)->sleep_next) {
+        if (*pp == c) {
+            *pp = c->sleep_next;
+            break;
+        }
+    }
+    c->sleeping = false;
+}
+
+static void on_sleep_until(void *server, void *cookie, int64_t at)
+{
+    smtp_server_t *srv = server;
+    conn_t *c = cookie, **pp;
+
+    if (c->sleeping)
+        sleepers_unlink(srv, c);
+    c->wake_at = at;
+    for (pp = &srv->sleepers; *pp && (*pp)->wake_at <= at; pp = &(*pp)->sleep_next)
+        ;
+    c->sleep_next = *pp;
+    *pp = c;
+    c->sleeping = true;
+}
+
+/* dns_watch - the resolver opened, changed or is closing a socket. */
+static void dns_watch(void *ctx, int fd, bool want_read, bool want_write)
+{
+    smtp_server_t *srv = ctx;
+    dns_src_t *d;
+    struct epoll_event ev = { 0 };
+
+    for (d = srv->dns_srcs; d && d->src.fd != fd; d = d->next)
+        ;
+    if (!want_read && !want_write) {
+        if (d) {
+            epoll_ctl(srv->epfd, EPOLL_CTL_DEL, fd, NULL);
+            d->src.fd = -1;         /* freed at the end of the iteration */
+        }
+        return;
+    }
+    ev.events = (want_read ? EPOLLIN : 0) | (want_write ? EPOLLOUT : 0);
+    if (d) {
+        ev.data.ptr = &d->src;
+        if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+            log_warn("epoll_ctl mod dns fd %d: %s", fd, strerror(errno));
+        return;
+    }
+    d = xcalloc(1, sizeof(*d));
+    d->src = (src_t){ SRC_DNS, fd, 0 };
+    d->next = srv->dns_srcs;
+    srv->dns_srcs = d;
+    ev.data.ptr = &d->src;
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        log_warn("epoll_ctl add dns fd %d: %s", fd, strerror(errno));
+}
+
+static void free_dead_dns_srcs(smtp_server_t *srv)
+{
+    for (dns_src_t **pp = &srv->dns_srcs; *pp;) {
+        dns_src_t *d = *pp;
+        if (d->src.fd < 0) {
+            *pp = d->next;
+            xfree(&d);
+        } else {
+            pp = &d->next;
+        }
+    }
+}
+
 smtp_server_t *smtp_server_new(ingress_t *ig)
 {
     smtp_server_t *srv = xcalloc(1, sizeof(*srv));
+    const config_t *cfg = ig->st->cfg;
+    char *err = NULL;
 
     srv->ig = ig;
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (srv->epfd < 0)
         log_fatal("epoll_create1: %s", strerror(errno));
-    srv->signal_src = (src_t){ SRC_SIGNAL, ig->st->signal_fd };
+    srv->signal_src = (src_t){ SRC_SIGNAL, ig->st->signal_fd, 0 };
     watch(srv, &srv->signal_src, EPOLLIN);
+    ig->server = srv;
+    ig->resume = on_resume;
+    ig->sleep_until = on_sleep_until;
+    ig->dns = dns_new(config_list(cfg, "dns_servers"), config_time_ms(cfg, "dns_timeout"),
+                      (int)config_int(cfg, "dns_tries"), dns_watch, srv, &err);
+    if (!ig->dns)
+        log_fatal("dns_servers: %s", err);
     return srv;
 }
 
@@ -94,16 +216,18 @@ void smtp_server_watch_pipeline(smtp_server_t *srv)
     ingress_t *ig = srv->ig;
     void *socks[3] = { ig->events, ig->admin, ig->push };
 
-    srv->spool_src = (src_t){ SRC_SPOOL, spool_fd(ig->spool) };
+    srv->spool_src = (src_t){ SRC_SPOOL, spool_fd(ig->spool), 0 };
     watch(srv, &srv->spool_src, EPOLLIN);
+    srv->auth_src = (src_t){ SRC_AUTH, auth_pool_fd(ig->auth), 0 };
+    watch(srv, &srv->auth_src, EPOLLIN);
     for (int i = 0; i < 3; i++) {
-        srv->zmq_src[i] = (src_t){ SRC_ZMQ, zmq_util_fd(socks[i]) };
+        srv->zmq_src[i] = (src_t){ SRC_ZMQ, zmq_util_fd(socks[i]), 0 };
         watch(srv, &srv->zmq_src[i], EPOLLIN | EPOLLET);
     }
 }
 
 /* listen_one - bind "host:port" or "[v6]:port". */
-static int listen_one(const char *spec)
+static int listen_one(const char *param, const char *spec)
 {
     char host[256];
     const char *port, *colon;
@@ -113,14 +237,14 @@ static int listen_one(const char *spec)
     if (spec[0] == '[') {
         const char *close = strchr(spec, ']');
         if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof(host))
-            log_fatal("smtpd_listen: %s: expected [address]:port", spec);
+            log_fatal("%s: %s: expected [address]:port", param, spec);
         memcpy(host, spec + 1, (size_t)(close - spec - 1));
         host[close - spec - 1] = '\0';
         port = close + 2;
     } else {
         colon = strrchr(spec, ':');
         if (!colon || (size_t)(colon - spec) >= sizeof(host))
-            log_fatal("smtpd_listen: %s: expected host:port", spec);
+            log_fatal("%s: %s: expected host:port", param, spec);
         memcpy(host, spec, (size_t)(colon - spec));
         host[colon - spec] = '\0';
         port = colon + 1;
@@ -130,36 +254,42 @@ static int listen_one(const char *spec)
     hints.ai_flags = AI_PASSIVE;
     rc = getaddrinfo(host[0] && strcmp(host, "*") != 0 ? host : NULL, port, &hints, &res);
     if (rc != 0)
-        log_fatal("smtpd_listen: %s: %s", spec, gai_strerror(rc));
+        log_fatal("%s: %s: %s", param, spec, gai_strerror(rc));
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        log_fatal("smtpd_listen: %s: socket: %s", spec, strerror(errno));
+        log_fatal("%s: %s: socket: %s", param, spec, strerror(errno));
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (res->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0)
-        log_fatal("smtpd_listen: cannot bind %s: %s", spec, strerror(errno));
+        log_fatal("%s: cannot bind %s: %s", param, spec, strerror(errno));
     if (listen(fd, 1024) < 0)
-        log_fatal("smtpd_listen: cannot listen on %s: %s", spec, strerror(errno));
+        log_fatal("%s: cannot listen on %s: %s", param, spec, strerror(errno));
     freeaddrinfo(res);
-    log_info("listening on %s", spec);
     return fd;
 }
 
-void smtp_server_listen(smtp_server_t *srv, const char *const *addrs)
+void smtp_server_listen(smtp_server_t *srv, listener_role role, const char *param,
+                        const char *const *addrs)
 {
     size_t n = 0;
 
     while (addrs[n])
         n++;
-    if (n == 0)
-        log_fatal("smtpd_listen: no listener configured");
-    srv->listeners = xcalloc(n, sizeof(*srv->listeners));
+    srv->listeners = xrealloc(srv->listeners, (srv->n_listeners + n) * sizeof(*srv->listeners));
     for (size_t i = 0; i < n; i++) {
-        srv->listeners[i] = (src_t){ SRC_LISTEN, listen_one(addrs[i]) };
-        watch(srv, &srv->listeners[i], EPOLLIN);
+        src_t *l = &srv->listeners[srv->n_listeners + i];
+        *l = (src_t){ SRC_LISTEN, listen_one(param, addrs[i]), (int)role };
+        log_info("listening on %s (%s)", addrs[i], listener_role_names[role]);
     }
-    srv->n_listeners = n;
+    /* the array moved: (re)register every listener with its new address */
+    for (size_t i = 0; i < srv->n_listeners; i++) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &srv->listeners[i] };
+        epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->listeners[i].fd, &ev);
+    }
+    for (size_t i = srv->n_listeners; i < srv->n_listeners + n; i++)
+        watch(srv, &srv->listeners[i], EPOLLIN);
+    srv->n_listeners += n;
 }
 
 /* --- the idle list */
@@ -221,10 +351,17 @@ static void conn_close(smtp_server_t *srv, conn_t *c)
         return;
     c->dead = true;
     idle_unlink(srv, c);
+    if (c->sleeping)
+        sleepers_unlink(srv, c);
+    if (c->tls) {
+        if (c->tls_state == TLS_ON)
+            tls_shutdown(c->tls);
+        tls_conn_free(&c->tls);
+    }
     close(c->src.fd);           /* also leaves the epoll set */
     c->src.fd = -1;
     srv->n_conns--;
-    if (smtp_session_waiting(c->sess)) {
+    if (smtp_session_committing(c->sess)) {
         srv->n_detached++;
         return;
     }
@@ -232,12 +369,59 @@ static void conn_close(smtp_server_t *srv, conn_t *c)
     bury(srv, c);
 }
 
+/* conn_recv - read into buf: > 0 bytes, 0 at the end, -1 when it would
+ * block, -2 on an error. */
+static ssize_t conn_recv(conn_t *c, char *buf, size_t cap)
+{
+    ssize_t n;
+
+    if (c->tls_state == TLS_ON) {
+        size_t got = 0;
+        switch (tls_read(c->tls, buf, cap, &got)) {
+        case TLS_OK:
+            return (ssize_t)got;
+        case TLS_WANT_WRITE:
+            c->writable_wanted_by_read = true;
+            return -1;
+        case TLS_WANT_READ:
+            return -1;
+        case TLS_CLOSED:
+            return 0;
+        case TLS_FAILED:
+            log_info("TLS read error from %s: %s", "client", tls_error(c->tls));
+            return -2;
+        }
+    }
+    do {
+        n = read(c->src.fd, buf, cap);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN ? -1 : -2;
+    return n;
+}
+
 /* flush - write what we can; false on a write error. */
 static bool flush(conn_t *c)
 {
     while (c->out_off < c->out.len) {
-        ssize_t n = send(c->src.fd, c->out.data + c->out_off, c->out.len - c->out_off,
-                         MSG_NOSIGNAL);
+        const char *p = c->out.data + c->out_off;
+        size_t len = c->out.len - c->out_off;
+        ssize_t n;
+
+        if (c->tls_state == TLS_ON) {
+            size_t put = 0;
+            switch (tls_write(c->tls, p, len, &put)) {
+            case TLS_OK:
+                c->out_off += put;
+                continue;
+            case TLS_WANT_READ:
+            case TLS_WANT_WRITE:
+                return true;        /* the next readiness event goes on */
+            default:
+                return false;
+            }
+        }
+        n = send(c->src.fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
             c->out_off += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -256,13 +440,53 @@ static bool flush(conn_t *c)
     return true;
 }
 
+/* handshake - drive the TLS handshake; true once it is done. */
+static bool handshake(smtp_server_t *srv, conn_t *c, int64_t now)
+{
+    switch (tls_handshake(c->tls)) {
+    case TLS_OK:
+        break;
+    case TLS_WANT_READ:
+    case TLS_WANT_WRITE:
+        return false;
+    default:
+        smtp_session_tls_failed(c->sess, tls_error(c->tls));
+        conn_close(srv, c);
+        return false;
+    }
+    c->tls_state = TLS_ON;
+    c->readable = true;                 /* records may already wait in OpenSSL */
+    touch(srv, c, now);
+    smtp_session_tls_started(c->sess, tls_protocol(c->tls), tls_cipher(c->tls),
+                             tls_cipher_bits(c->tls));
+    if (c->implicit_tls)
+        smtp_session_start(c->sess);
+    return true;
+}
+
+/* start_tls - the 220 to STARTTLS is sent: anything the client sent after
+ * STARTTLS was sent before it could know TLS would start, so it is thrown
+ * away (RFC 3207 section 6, the command injection of CVE-2011-0411). */
+static void start_tls(smtp_server_t *srv, conn_t *c)
+{
+    if (c->in.len > 0) {
+        log_warn("discarding %zu bytes the client sent after STARTTLS", c->in.len);
+        buf_reset(&c->in);
+    }
+    c->tls = tls_conn_new(srv->ig->tls, c->src.fd, NULL);
+    c->tls_state = TLS_HANDSHAKE;
+}
+
 /* conn_run - process buffered input, read more while allowed, write the
  * replies (all of a pipelined group in one write), hang up when done. */
 static void conn_run(smtp_server_t *srv, conn_t *c, int64_t now)
 {
     bool write_ok;
 
+again:
     if (c->dead)
+        return;
+    if (c->tls_state == TLS_HANDSHAKE && !handshake(srv, c, now))
         return;
     for (;;) {
         ssize_t n;
@@ -280,17 +504,15 @@ static void conn_run(smtp_server_t *srv, conn_t *c, int64_t now)
         if (!c->readable || c->eof)
             break;
         buf_reserve(&c->in, READ_CHUNK + 1);
-        n = read(c->src.fd, c->in.data + c->in.len, READ_CHUNK);
+        n = conn_recv(c, c->in.data + c->in.len, READ_CHUNK);
         if (n > 0) {
             c->in.len += (size_t)n;
             c->in.data[c->in.len] = '\0';
             touch(srv, c, now);
-        } else if (n == 0) {
+        } else if (n == 0 || n == -2) {
             c->eof = true;
-        } else if (errno == EAGAIN) {
+        } else {
             c->readable = false;
-        } else if (errno != EINTR) {
-            c->eof = true;
         }
     }
     write_ok = flush(c);
@@ -300,19 +522,24 @@ static void conn_run(smtp_server_t *srv, conn_t *c, int64_t now)
     } else if (smtp_session_closing(c->sess)) {
         if (c->out.len == 0)
             conn_close(srv, c);
-    } else if (c->eof && !smtp_session_waiting(c->sess)) {
+    } else if (smtp_session_wants_tls(c->sess) && c->tls_state == TLS_OFF) {
+        if (c->out.len == 0) {
+            start_tls(srv, c);
+            goto again;
+        }
+    } else if (c->eof && !smtp_session_committing(c->sess)) {
         smtp_session_lost(c->sess, "lost connection");
         conn_close(srv, c);
     }
 }
 
-/* accept_all - take every pending connection. */
-static void accept_all(smtp_server_t *srv, int lfd, int64_t now)
+/* accept_all - take every pending connection of listener l. */
+static void accept_all(smtp_server_t *srv, const src_t *l, int64_t now)
 {
     for (;;) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
-        int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         int one = 1;
         conn_t *c;
 
@@ -328,22 +555,30 @@ static void accept_all(smtp_server_t *srv, int lfd, int64_t now)
             int len = snprintf(msg, sizeof(msg), "421 4.7.0 %s Error: too many connections\r\n",
                                srv->ig->hostname);
             log_warn("too many connections (%u); refusing one", srv->n_conns);
-            if (send(fd, msg, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            if (l->role != ROLE_SUBMISSIONS
+                && send(fd, msg, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
                 log_debug("421 not sent: %s", strerror(errno));
             close(fd);
             continue;
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         c = xcalloc(1, sizeof(*c));
-        c->src = (src_t){ SRC_CONN, fd };
+        c->src = (src_t){ SRC_CONN, fd, l->role };
         buf_init(&c->in);
         buf_init(&c->out);
-        c->sess = smtp_session_new(srv->ig, (struct sockaddr *)&peer, plen, &c->out, c);
+        c->sess = smtp_session_new(srv->ig, (listener_role)l->role, (struct sockaddr *)&peer,
+                                   plen, &c->out, c);
         srv->n_conns++;
         touch(srv, c, now);
         watch(srv, &c->src, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
         c->readable = true;
-        smtp_session_greet(c->sess);
+        if (l->role == ROLE_SUBMISSIONS) {
+            c->implicit_tls = true;
+            c->tls = tls_conn_new(srv->ig->tls, fd, NULL);
+            c->tls_state = TLS_HANDSHAKE;
+        } else {
+            smtp_session_start(c->sess);
+        }
         conn_run(srv, c, now);
     }
 }
@@ -369,6 +604,20 @@ static void commits_done(smtp_server_t *srv, int64_t now)
             smtp_session_free(&c->sess);
             bury(srv, c);
         } else {
+            conn_run(srv, c, now);
+        }
+    }
+}
+
+/* run_ready - sessions whose wait ended (DNS, AUTH, a delay). */
+static void run_ready(smtp_server_t *srv, int64_t now)
+{
+    while (srv->ready) {
+        conn_t *c = srv->ready;
+        srv->ready = c->ready_next;
+        c->in_ready = false;
+        if (!c->dead) {
+            touch(srv, c, now);
             conn_run(srv, c, now);
         }
     }
@@ -403,16 +652,18 @@ static void drain_zmq(smtp_server_t *srv)
     pipeline_flush(ig->pipeline);
 }
 
-/* run_timers - idle sessions and overdue acks. */
+/* run_timers - idle sessions, failure delays, DNS timeouts, overdue acks. */
 static void run_timers(smtp_server_t *srv, int64_t now)
 {
     while (srv->idle_head && srv->idle_head->last_active + srv->ig->timeout_ms <= now) {
         conn_t *c = srv->idle_head;
-        if (smtp_session_waiting(c->sess)) {
+        if (smtp_session_committing(c->sess) || c->sleeping) {
             touch(srv, c, now);         /* the spool is slow, not the client */
             continue;
         }
-        if (smtp_session_closing(c->sess)) {
+        if (smtp_session_closing(c->sess) || c->tls_state == TLS_HANDSHAKE) {
+            if (c->tls_state == TLS_HANDSHAKE)
+                smtp_session_tls_failed(c->sess, "timeout during the handshake");
             conn_close(srv, c);         /* it does not read its last reply */
             continue;
         }
@@ -422,6 +673,14 @@ static void run_timers(smtp_server_t *srv, int64_t now)
         if (!c->dead)
             conn_close(srv, c);
     }
+    while (srv->sleepers && srv->sleepers->wake_at <= now) {
+        conn_t *c = srv->sleepers;
+        srv->sleepers = c->sleep_next;
+        c->sleeping = false;
+        smtp_session_wake(c->sess);
+    }
+    if (dns_pending(srv->ig->dns) > 0)
+        dns_process(srv->ig->dns, -1, false, false);
     pipeline_run_timers(srv->ig->pipeline, now);
 }
 
@@ -429,16 +688,26 @@ static void run_timers(smtp_server_t *srv, int64_t now)
 static int next_timeout(const smtp_server_t *srv, int64_t now)
 {
     int64_t next = pipeline_deadline(srv->ig->pipeline);
+    int64_t dns = dns_timeout_ms(srv->ig->dns);
 
-    if (srv->zmq_more)
+    if (srv->zmq_more || srv->ready)
         return 0;
     if (srv->idle_head && srv->idle_head->last_active + srv->ig->timeout_ms < next)
         next = srv->idle_head->last_active + srv->ig->timeout_ms;
+    if (srv->sleepers && srv->sleepers->wake_at < next)
+        next = srv->sleepers->wake_at;
+    if (dns >= 0 && now + dns < next)
+        next = now + dns;
     if (next == INT64_MAX)
         return -1;
     if (next <= now)
         return 0;
     return next - now > 60000 ? 60000 : (int)(next - now);
+}
+
+static bool reconfigure(void *ig)
+{
+    return ingress_configure(ig);
 }
 
 static void handle_signals(smtp_server_t *srv)
@@ -447,10 +716,8 @@ static void handle_signals(smtp_server_t *srv)
 
     if (sig & STAGE_SIG_STOP)
         srv->stopping = true;
-    if (sig & STAGE_SIG_RELOAD) {
-        if (stage_reload(srv->ig->st))  /* a bad file keeps the old configuration */
-            ingress_configure(srv->ig);
-    }
+    if (sig & STAGE_SIG_RELOAD)         /* a bad file keeps the old configuration */
+        stage_reload(srv->ig->st, reconfigure, srv->ig);
 }
 
 /* shutdown_sessions - stop accepting, 421 to everyone, wait for the
@@ -464,7 +731,7 @@ static void shutdown_sessions(smtp_server_t *srv)
     srv->n_listeners = 0;
     while (srv->idle_head) {
         conn_t *c = srv->idle_head;
-        if (!smtp_session_waiting(c->sess))
+        if (!smtp_session_committing(c->sess) && c->tls_state != TLS_HANDSHAKE)
             smtp_session_shutdown(c->sess);
         flush(c);
         conn_close(srv, c);
@@ -481,6 +748,8 @@ void smtp_server_run(smtp_server_t *srv)
 {
     struct epoll_event evs[MAX_EVENTS];
 
+    if (srv->n_listeners == 0)
+        log_fatal("smtpd_listen, submission_listen, submissions_listen: no listener configured");
     drain_zmq(srv);
     while (!srv->stopping && !stage_stopping()) {
         int64_t now = time_mono_ms();
@@ -493,12 +762,16 @@ void smtp_server_run(smtp_server_t *srv)
             src_t *s = evs[i].data.ptr;
             switch (s->kind) {
             case SRC_LISTEN:
-                accept_all(srv, s->fd, now);
+                accept_all(srv, s, now);
                 break;
             case SRC_CONN: {
                 conn_t *c = (conn_t *)s;
                 if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                     c->readable = true;
+                if ((evs[i].events & EPOLLOUT) && c->writable_wanted_by_read) {
+                    c->writable_wanted_by_read = false;
+                    c->readable = true;
+                }
                 conn_run(srv, c, now);
                 break;
             }
@@ -510,11 +783,22 @@ void smtp_server_run(smtp_server_t *srv)
                 break;
             case SRC_ZMQ:
                 break;                  /* drained below, every iteration */
+            case SRC_DNS:
+                if (s->fd >= 0)
+                    dns_process(srv->ig->dns, s->fd,
+                                evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP),
+                                evs[i].events & EPOLLOUT);
+                break;
+            case SRC_AUTH:
+                auth_pool_run(srv->ig->auth, smtp_session_auth_done);
+                break;
             }
         }
         run_timers(srv, now);
+        run_ready(srv, now);
         drain_zmq(srv);                 /* also sends what the timers queued */
         free_graveyard(srv);
+        free_dead_dns_srcs(srv);
     }
     log_info("stopping: %u session%s open", srv->n_conns, srv->n_conns == 1 ? "" : "s");
     shutdown_sessions(srv);
@@ -529,6 +813,11 @@ void smtp_server_free(smtp_server_t **srvp)
     for (size_t i = 0; i < srv->n_listeners; i++)
         close(srv->listeners[i].fd);
     xfree(&srv->listeners);
+    dns_free(&srv->ig->dns);
+    for (dns_src_t *d = srv->dns_srcs, *next; d; d = next) {
+        next = d->next;
+        xfree(&d);
+    }
     close(srv->epfd);
     xfree(srvp);
 }

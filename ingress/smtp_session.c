@@ -1,7 +1,8 @@
 /* smtp_session.c - the SMTP state machine (see smtp_session.h): verb
- * table, ESMTP parameters, recipient checks, DATA, and handing the packed
- * envelope to the spool.  Replies carry enhanced status codes (RFC 2034)
- * with Postfix's texts.
+ * table, ESMTP parameters, STARTTLS, the restriction checks at each
+ * command, DATA with header/body checks, and handing the packed envelope
+ * to the spool.  AUTH is in smtp_auth.c.  Replies carry enhanced status
+ * codes (RFC 2034) with Postfix's texts.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,62 +12,17 @@
 #include <string.h>
 #include <strings.h>
 
-#include "address.h"
 #include "log.h"
-#include "qid.h"
 #include "received.h"
-#include "recipient_check.h"
 #include "smtp_command.h"
-#include "smtp_data.h"
-#include "smtp_session.h"
+#include "smtp_session_state.h"
 #include "spool.h"
+#include "submission_bypass.h"
 #include "timeutil.h"
-#include "wire.h"
 #include "xalloc.h"
 
 #define BODY_KEEP_MAX (1u << 20)   /* body storage kept between messages */
-
-/* Session states, as bits for the verb table. */
-enum {
-    S_IDLE = 1,     /* no transaction */
-    S_MAIL = 2,     /* after MAIL */
-    S_RCPT = 4,     /* after the first accepted RCPT */
-    S_DATA = 8,     /* receiving message content */
-};
-#define S_ANY (S_IDLE | S_MAIL | S_RCPT)
-
-enum { V_EHLO, V_HELO, V_MAIL, V_RCPT, V_DATA, V_RSET, V_NOOP, V_QUIT,
-       V_VRFY, V_HELP, V_UNKNOWN, V_COUNT };
-
-struct smtp_session {
-    ingress_t  *ig;
-    buf_t      *out;
-    void       *cookie;
-    struct sockaddr_storage peer;
-    char        ip[INET6_ADDRSTRLEN];
-    unsigned    port;
-    bool        ipv6;
-    int         state;
-    bool        waiting, closing, discarding;
-    bool        esmtp;
-    char       *helo;               /* as given, or NULL */
-    unsigned    errors;
-    int         last_code;
-    struct { unsigned ok, total; } count[V_COUNT];
-    /* the transaction */
-    bool        have_qid;
-    char        qid[QID_LEN + 1];
-    char        sender[ADDR_PATH_MAX + 1];
-    Correio__BodyType body_type;
-    unsigned long long size_declared;
-    char      **rcpt;
-    size_t      n_rcpt, rcpt_cap;
-    smtp_data_t data;
-    buf_t       body;
-    size_t      msg_size;           /* of the message being committed */
-};
-
-typedef void (*verb_handler)(smtp_session_t *s, const char *arg, size_t len);
+#define AUTH_LINE_MAX 12288         /* an AUTH exchange line (RFC 4954 section 4) */
 
 static void do_ehlo(smtp_session_t *, const char *, size_t);
 static void do_helo(smtp_session_t *, const char *, size_t);
@@ -78,14 +34,9 @@ static void do_noop(smtp_session_t *, const char *, size_t);
 static void do_quit(smtp_session_t *, const char *, size_t);
 static void do_vrfy(smtp_session_t *, const char *, size_t);
 static void do_help(smtp_session_t *, const char *, size_t);
+static void do_starttls(smtp_session_t *, const char *, size_t);
 
-static const struct verb {
-    const char  *name;
-    int          id;
-    int          states;        /* where the verb is allowed */
-    verb_handler handler;
-    const char  *bad_state;     /* the reply elsewhere */
-} verbs[] = {
+static const verb verbs[] = {
     { "EHLO", V_EHLO, S_ANY, do_ehlo, NULL },
     { "HELO", V_HELO, S_ANY, do_helo, NULL },
     { "MAIL", V_MAIL, S_IDLE, do_mail, "503 5.5.1 Error: nested MAIL command" },
@@ -96,18 +47,18 @@ static const struct verb {
     { "QUIT", V_QUIT, S_ANY, do_quit, NULL },
     { "VRFY", V_VRFY, S_ANY, do_vrfy, NULL },
     { "HELP", V_HELP, S_ANY, do_help, NULL },
+    { "STARTTLS", V_STARTTLS, S_IDLE, do_starttls, "503 5.5.1 Error: MAIL transaction in progress" },
+    { "AUTH", V_AUTH, S_ANY, smtp_auth_command, NULL },
 };
 
 static const char *const verb_log_names[V_COUNT] = {
     "ehlo", "helo", "mail", "rcpt", "data", "rset", "noop", "quit",
-    "vrfy", "help", "unknown",
+    "vrfy", "help", "starttls", "auth", "unknown",
 };
 
-/* reply - one reply line; a 4xx/5xx counts as an error, and too many of
- * them end the session. */
-static void reply(smtp_session_t *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void reply(smtp_session_t *s, const char *fmt, ...)
+const char *const listener_role_names[] = { "smtp", "submission", "submissions" };
+
+void session_reply(smtp_session_t *s, const char *fmt, ...)
 {
     va_list ap;
     size_t start = s->out->len;
@@ -119,27 +70,52 @@ static void reply(smtp_session_t *s, const char *fmt, ...)
     s->last_code = atoi(s->out->data + start);
     if (s->last_code >= 400 && s->last_code != 421) {
         if (++s->errors >= s->ig->hard_error_limit && !s->closing) {
-            log_info("too many errors after %s from unknown[%s]",
-                     s->state == S_DATA ? "DATA" : "command", s->ip);
+            log_info("too many errors after %s from %s",
+                     s->state == S_DATA ? "DATA" : "command", s->client);
             buf_printf(s->out, "421 4.7.0 %s Error: too many errors\r\n", s->ig->hostname);
             s->closing = true;
         }
     }
 }
 
-/* client_name - "unknown[IP]" for logs. */
-static const char *client_name(const smtp_session_t *s, char *dst, size_t size)
+
+
+void session_resume(smtp_session_t *s)
 {
-    snprintf(dst, size, "unknown[%s]", s->ip);
-    return dst;
+    s->ig->resume(s->ig->server, s->cookie);
 }
 
-smtp_session_t *smtp_session_new(ingress_t *ig, const struct sockaddr *peer,
-                                  socklen_t peerlen, buf_t *out, void *cookie)
+/* --- the session's facts for the restriction checks */
+
+static dns_fact domain_fact(void *sess, const char *domain)
+{
+    smtp_session_t *s = sess;
+    return smtpd_dns_domain(s->dns, domain);
+}
+
+static void check_warn(void *sess, const char *what, const char *text)
+{
+    smtp_session_t *s = sess;
+    log_info("%s: %s: %s: %s", s->have_qid ? s->qid : "NOQUEUE", what, s->client, text);
+}
+
+/* set_client_name - "name[ip]" once the name is known. */
+static void set_client_name(smtp_session_t *s)
+{
+    snprintf(s->client, sizeof(s->client), "%s[%s]", s->cs.client_name, s->ip);
+}
+
+/* dns_done - a lookup finished: greet, or run the waiting command again. */
+static void dns_done(void *arg);
+
+smtp_session_t *smtp_session_new(ingress_t *ig, listener_role role,
+                                  const struct sockaddr *peer, socklen_t peerlen,
+                                  buf_t *out, void *cookie)
 {
     smtp_session_t *s = xcalloc(1, sizeof(*s));
 
     s->ig = ig;
+    s->role = role;
     s->out = out;
     s->cookie = cookie;
     if (peerlen > sizeof(s->peer))
@@ -162,7 +138,16 @@ smtp_session_t *smtp_session_new(ingress_t *ig, const struct sockaddr *peer,
     s->state = S_IDLE;
     s->body_type = CORREIO__BODY_TYPE__BODY_UNSPECIFIED;
     buf_init(&s->body);
-    log_info("connect from unknown[%s]", s->ip);
+    s->cs.ig = ig;
+    s->cs.addr = (const struct sockaddr *)&s->peer;
+    s->cs.ip = s->ip;
+    s->cs.client_name = s->cs.reverse_name = "unknown";
+    s->cs.client_fact = s->cs.reverse_fact = FACT_NOTFOUND;
+    s->cs.domain_fact = domain_fact;
+    s->cs.warn = check_warn;
+    s->cs.sess = s;
+    s->dns = smtpd_dns_new(ig->dns, dns_done, s);
+    set_client_name(s);
     return s;
 }
 
@@ -174,6 +159,8 @@ static void reset_transaction(smtp_session_t *s)
     s->n_rcpt = 0;
     s->have_qid = false;
     s->sender[0] = '\0';
+    s->cs.sender = NULL;
+    smtpd_check_new_mail(&s->cs);
     s->body_type = CORREIO__BODY_TYPE__BODY_UNSPECIFIED;
     s->size_declared = 0;
     if (s->body.cap > BODY_KEEP_MAX)
@@ -191,7 +178,7 @@ void smtp_session_free(smtp_session_t **sp)
 
     if (!s)
         return;
-    buf_printf(&line, "disconnect from unknown[%s]", s->ip);
+    buf_printf(&line, "disconnect from %s", s->client);
     for (int v = 0; v < V_COUNT; v++) {
         if (s->count[v].total == 0)
             continue;
@@ -210,20 +197,41 @@ void smtp_session_free(smtp_session_t **sp)
     log_info("%s", line.data);
     buf_free(&line);
     reset_transaction(s);
+    smtp_auth_reset(s);
+    smtpd_dns_free(&s->dns);
+    xfree(&s->rerun_arg);
     xfree(&s->rcpt);
     buf_free(&s->body);
     xfree(&s->helo);
     xfree(sp);
 }
 
-void smtp_session_greet(smtp_session_t *s)
+/* greet - the banner, once the client's name is known. */
+static void greet(smtp_session_t *s)
 {
-    reply(s, "220 %s", s->ig->banner);
+    s->greeted = true;
+    log_info("connect from %s", s->client);
+    session_reply(s, "220 %s", s->ig->banner);
+}
+
+void smtp_session_start(smtp_session_t *s)
+{
+    if (s->ig->peername_lookup && s->ig->dns) {
+        smtpd_dns_client(s->dns, s->ip);
+        s->wait = W_DNS;
+        return;
+    }
+    greet(s);
 }
 
 bool smtp_session_waiting(const smtp_session_t *s)
 {
-    return s->waiting;
+    return s->wait != W_NONE;
+}
+
+bool smtp_session_committing(const smtp_session_t *s)
+{
+    return s->wait == W_SPOOL;
 }
 
 bool smtp_session_closing(const smtp_session_t *s)
@@ -233,15 +241,15 @@ bool smtp_session_closing(const smtp_session_t *s)
 
 void smtp_session_timeout(smtp_session_t *s)
 {
-    log_info("timeout after %s from unknown[%s]",
-             s->state == S_DATA ? "DATA" : "command", s->ip);
-    reply(s, "421 4.4.2 %s Error: timeout exceeded", s->ig->hostname);
+    log_info("timeout after %s from %s",
+             s->state == S_DATA ? "DATA" : s->wait == W_TLS ? "STARTTLS" : "command", s->client);
+    session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->ig->hostname);
     s->closing = true;
 }
 
 void smtp_session_shutdown(smtp_session_t *s)
 {
-    reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel",
+    session_reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel",
           s->ig->hostname);
     s->closing = true;
 }
@@ -249,90 +257,207 @@ void smtp_session_shutdown(smtp_session_t *s)
 void smtp_session_lost(smtp_session_t *s, const char *why)
 {
     if (s->state == S_DATA || s->state == S_MAIL || s->state == S_RCPT)
-        log_info("%s after %s from unknown[%s]", why,
-                 s->state == S_DATA ? "DATA" : s->state == S_MAIL ? "MAIL" : "RCPT", s->ip);
+        log_info("%s after %s from %s", why,
+                 s->state == S_DATA ? "DATA" : s->state == S_MAIL ? "MAIL" : "RCPT", s->client);
     s->closing = true;
+}
+
+/* --- TLS */
+
+bool smtp_session_wants_tls(const smtp_session_t *s)
+{
+    return s->starttls_pending;
+}
+
+void smtp_session_tls_started(smtp_session_t *s, const char *protocol, const char *cipher,
+                              int bits)
+{
+    s->starttls_pending = false;
+    s->tls = true;
+    s->cs.tls = true;
+    snprintf(s->tls_protocol, sizeof(s->tls_protocol), "%s", protocol);
+    snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", cipher);
+    s->tls_bits = bits;
+    log_info("Anonymous TLS connection established from %s: %s with cipher %s (%d/%d bits)",
+             s->client, protocol, cipher, bits, bits);
+    /* RFC 3207 4.2: forget what the client told us before */
+    reset_transaction(s);
+    smtp_auth_reset(s);
+    xfree(&s->helo);
+    s->cs.helo = NULL;
+    smtpd_check_new_helo(&s->cs);
+    s->esmtp = false;
+    if (s->wait == W_TLS)
+        s->wait = W_NONE;
+}
+
+void smtp_session_tls_failed(smtp_session_t *s, const char *why)
+{
+    log_warn("TLS handshake failed from %s: %s", s->client, why);
+    s->starttls_pending = false;
+    s->closing = true;
+}
+
+static void do_starttls(smtp_session_t *s, const char *arg, size_t len)
+{
+    (void)arg;
+    if (len) {
+        session_reply(s, "501 5.5.4 Syntax: STARTTLS");
+        return;
+    }
+    if (s->tls) {
+        session_reply(s, "554 5.5.1 Error: TLS already active");
+        return;
+    }
+    if (!s->ig->tls || s->ig->tls_level == TLS_LEVEL_NONE) {
+        session_reply(s, "502 5.5.1 Error: command not implemented");
+        return;
+    }
+    session_reply(s, "220 2.0.0 Ready to start TLS");
+    s->starttls_pending = true;
+    s->wait = W_TLS;
 }
 
 /* --- verbs */
 
-/* greet - EHLO and HELO: remember the name, end any transaction. */
-static bool greet(smtp_session_t *s, const char *verb, const char *arg, size_t len)
+/* wait_dns - the command needs a DNS answer: run it again when it comes. */
+static void wait_dns(smtp_session_t *s, const verb *v, const char *arg, size_t len)
 {
+    s->rerun_verb = v;
+    xfree(&s->rerun_arg);
+    s->rerun_arg = xmemdup(arg, len);
+    s->rerun_len = len;
+    s->wait = W_DNS;
+}
+
+static const verb *verb_by_id(int id)
+{
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (verbs[i].id == id)
+            return &verbs[i];
+    log_panic("verb_by_id: %d", id);
+}
+
+/* log_reject - Postfix's "reject:" line. */
+static void log_reject(smtp_session_t *s, const char *cmd, const char *text, const char *rcpt)
+{
+    char from[300], to[300], helo[300];
+
+    log_printable(from, sizeof(from), s->sender, strlen(s->sender));
+    if (rcpt)
+        log_printable(to, sizeof(to), rcpt, strlen(rcpt));
+    if (s->helo)
+        log_printable(helo, sizeof(helo), s->helo, strlen(s->helo));
+    log_info("%s: reject: %s from %s: %s; from=<%s>%s%s%s proto=%s helo=<%s>",
+             s->have_qid ? s->qid : "NOQUEUE", cmd, s->client, text, from,
+             rcpt ? " to=<" : "", rcpt ? to : "", rcpt ? ">" : "",
+             s->esmtp ? "ESMTP" : "SMTP", s->helo ? helo : "");
+}
+
+/* start_helo - EHLO and HELO: remember the name, end any transaction. */
+static bool start_helo(smtp_session_t *s, const char *verb_name, const char *arg, size_t len)
+{
+    char text[CHECK_REPLY_MAX];
+
     if (len == 0) {
-        reply(s, "501 5.5.4 Syntax: %s hostname", verb);
+        session_reply(s, "501 5.5.4 Syntax: %s hostname", verb_name);
         return false;
     }
     reset_transaction(s);
     xfree(&s->helo);
     s->helo = xmemdup(arg, len);
+    s->cs.helo = s->helo;
+    smtpd_check_new_helo(&s->cs);
+    switch (smtpd_check_helo(&s->cs, text)) {
+    case CHECK_WAIT:
+        wait_dns(s, verb_by_id(verb_name[0] == 'E' ? V_EHLO : V_HELO), arg, len);
+        return false;
+    case CHECK_REJECT:
+        log_reject(s, verb_name, text, NULL);
+        session_reply(s, "%s", text);
+        return false;
+    case CHECK_OK:
+        break;
+    }
     return true;
 }
 
 static void do_ehlo(smtp_session_t *s, const char *arg, size_t len)
 {
-    if (!greet(s, "EHLO", arg, len))
+    if (!start_helo(s, "EHLO", arg, len))
         return;
     s->esmtp = true;
-    buf_printf(s->out, "250-%s\r\n250-PIPELINING\r\n250-SIZE %zu\r\n"
-                       "250-8BITMIME\r\n", s->ig->hostname, s->ig->message_size_limit);
-    reply(s, "250 ENHANCEDSTATUSCODES");
+    buf_printf(s->out, "250-%s\r\n250-PIPELINING\r\n250-SIZE %zu\r\n",
+               s->ig->hostname, s->ig->message_size_limit);
+    if (s->ig->tls && !s->tls && s->ig->tls_level != TLS_LEVEL_NONE)
+        buf_printf(s->out, "250-STARTTLS\r\n");
+    if (smtp_auth_offered(s))
+        buf_printf(s->out, "250-AUTH PLAIN LOGIN\r\n");
+    buf_printf(s->out, "250-ENHANCEDSTATUSCODES\r\n");
+    session_reply(s, "250 8BITMIME");
 }
 
 static void do_helo(smtp_session_t *s, const char *arg, size_t len)
 {
-    if (!greet(s, "HELO", arg, len))
+    if (!start_helo(s, "HELO", arg, len))
         return;
     s->esmtp = false;
-    reply(s, "250 %s", s->ig->hostname);
+    session_reply(s, "250 %s", s->ig->hostname);
 }
 
-/* log_reject - Postfix's "reject:" line for a refused RCPT. */
-static void log_reject(smtp_session_t *s, const char *code_text, const char *rcpt)
+/* submission_allowed - on 587/465 every transaction is authenticated,
+ * unless the bypass list names the client or sender. */
+static bool submission_allowed(smtp_session_t *s, const char *sender)
 {
-    char c[64], from[300], to[300], helo[300];
-
-    log_printable(from, sizeof(from), s->sender, strlen(s->sender));
-    log_printable(to, sizeof(to), rcpt, strlen(rcpt));
-    if (s->helo)
-        log_printable(helo, sizeof(helo), s->helo, strlen(s->helo));
-    log_info("%s: reject: RCPT from %s: %s; from=<%s> to=<%s> proto=%s helo=<%s>",
-             s->have_qid ? s->qid : "NOQUEUE", client_name(s, c, sizeof(c)),
-             code_text, from, to, s->esmtp ? "ESMTP" : "SMTP", s->helo ? helo : "");
+    return s->role == ROLE_SMTP || s->auth_user
+           || bypass_match(s->ig->bypass, s->ig, (const struct sockaddr *)&s->peer, sender);
 }
 
 static void do_mail(smtp_session_t *s, const char *arg, size_t len)
 {
     smtp_path path;
     smtp_param params[SMTP_PARAM_MAX];
-    size_t n = 0;
+    size_t n = 0, limit;
     Correio__BodyType body = CORREIO__BODY_TYPE__BODY_UNSPECIFIED;
     unsigned long long size = 0;
+    char text[CHECK_REPLY_MAX];
 
     if (s->ig->unacked >= s->ig->spool_message_limit) {
-        reply(s, "451 4.3.1 Insufficient system storage");
+        session_reply(s, "451 4.3.1 Insufficient system storage");
+        return;
+    }
+    if (!s->tls && s->ig->tls_level == TLS_LEVEL_ENCRYPT) {
+        session_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
         return;
     }
     switch (smtp_path_args(arg, len, "FROM:", true, &path, params, &n)) {
     case SMTP_ARGS_OK:
         break;
     case SMTP_ARGS_BAD_PATH:
-        reply(s, "501 5.1.7 Bad sender address syntax");
+        session_reply(s, "501 5.1.7 Bad sender address syntax");
         return;
     case SMTP_ARGS_SYNTAX:
     case SMTP_ARGS_BAD_PARAM:
-        reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+        session_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
         return;
     }
+    if (!submission_allowed(s, path.address)) {
+        log_reject(s, "MAIL", "530 5.7.0 Authentication required", NULL);
+        session_reply(s, "530 5.7.0 Authentication required");
+        return;
+    }
+    limit = smtpd_check_size_limit(s->ig, s->auth_user, path.address);
+    if (limit == 0 || limit > s->ig->message_size_limit)
+        limit = s->ig->message_size_limit;
     for (size_t i = 0; i < n; i++) {
         const smtp_param *p = &params[i];
         if (smtp_param_is(p, "SIZE") && p->value) {
             if (!smtp_parse_size(p->value, p->value_len, &size)) {
-                reply(s, "501 5.5.4 Bad message size syntax");
+                session_reply(s, "501 5.5.4 Bad message size syntax");
                 return;
             }
-            if (size > s->ig->message_size_limit) {
-                reply(s, "552 5.3.4 Message size exceeds fixed limit");
+            if (size > limit) {
+                session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
                 return;
             }
         } else if (smtp_param_is(p, "BODY") && p->value) {
@@ -341,21 +466,41 @@ static void do_mail(smtp_session_t *s, const char *arg, size_t len)
             } else if (p->value_len == 8 && strncasecmp(p->value, "8BITMIME", 8) == 0) {
                 body = CORREIO__BODY_TYPE__BODY_8BITMIME;
             } else {
-                reply(s, "501 5.5.4 Bad BODY keyword syntax");
+                session_reply(s, "501 5.5.4 Bad BODY keyword syntax");
                 return;
             }
+        } else if (smtp_param_is(p, "AUTH") && p->value) {
+            /* RFC 4954 5: the identity a relay vouches for; we keep our own */
         } else {
             char k[64];
             log_printable(k, sizeof(k), p->key, p->key_len);
-            reply(s, "555 5.5.4 Unsupported option: %s", k);
+            session_reply(s, "555 5.5.4 Unsupported option: %s", k);
             return;
         }
     }
     memcpy(s->sender, path.address, sizeof(s->sender));
+    s->cs.sender = s->sender;
+    smtpd_check_new_mail(&s->cs);
+    switch (smtpd_check_mail(&s->cs, text)) {
+    case CHECK_WAIT:
+        s->sender[0] = '\0';
+        s->cs.sender = NULL;
+        wait_dns(s, verb_by_id(V_MAIL), arg, len);
+        return;
+    case CHECK_REJECT:
+        log_reject(s, "MAIL", text, NULL);
+        s->sender[0] = '\0';
+        s->cs.sender = NULL;
+        session_reply(s, "%s", text);
+        return;
+    case CHECK_OK:
+        break;
+    }
     s->body_type = body;
     s->size_declared = size;
+    s->size_limit = limit;
     s->state = S_MAIL;
-    reply(s, "250 2.1.0 Ok");
+    session_reply(s, "250 2.1.0 Ok");
 }
 
 static void do_rcpt(smtp_session_t *s, const char *arg, size_t len)
@@ -363,8 +508,7 @@ static void do_rcpt(smtp_session_t *s, const char *arg, size_t len)
     smtp_path path;
     smtp_param params[SMTP_PARAM_MAX];
     size_t n = 0;
-    char a[ADDR_PATH_MAX + 1], text[400], c[64];
-
+    char text[CHECK_REPLY_MAX];
     smtp_args_status parsed = SMTP_ARGS_OK;
 
     if (smtp_rcpt_is_postmaster(arg, len))   /* RFC 5321 4.5.1, as Postfix: at this host */
@@ -375,43 +519,45 @@ static void do_rcpt(smtp_session_t *s, const char *arg, size_t len)
     case SMTP_ARGS_OK:
         break;
     case SMTP_ARGS_BAD_PATH:
-        reply(s, "501 5.1.3 Bad recipient address syntax");
+        session_reply(s, "501 5.1.3 Bad recipient address syntax");
         return;
     case SMTP_ARGS_SYNTAX:
     case SMTP_ARGS_BAD_PARAM:
-        reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+        session_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
         return;
     }
     if (n > 0) {
         char k[64];
         log_printable(k, sizeof(k), params[0].key, params[0].key_len);
-        reply(s, "555 5.5.4 Unsupported option: %s", k);
+        session_reply(s, "555 5.5.4 Unsupported option: %s", k);
         return;
     }
     if (s->n_rcpt >= s->ig->rcpt_limit) {
-        reply(s, "452 4.5.3 Error: too many recipients");
+        session_reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
-    log_printable(a, sizeof(a), path.address, strlen(path.address));
-    switch (recipient_check(s->ig, path.address, (struct sockaddr *)&s->peer)) {
-    case RCPT_CHECK_OK:
+    switch (smtpd_check_rcpt(&s->cs, path.address, text)) {
+    case CHECK_WAIT:
+        wait_dns(s, verb_by_id(V_RCPT), arg, len);
+        return;
+    case CHECK_REJECT:
+        log_reject(s, "RCPT", text, path.address);
+        session_reply(s, "%s", text);
+        return;
+    case CHECK_OK:
         break;
-    case RCPT_CHECK_UNKNOWN_USER:
-        snprintf(text, sizeof(text), "550 5.1.1 <%s>: Recipient address rejected: "
-                 "User unknown in local recipient table", a);
-        log_reject(s, text, path.address);
-        reply(s, "%s", text);
-        return;
-    case RCPT_CHECK_RELAY_DENIED:
-        snprintf(text, sizeof(text), "554 5.7.1 <%s>: Relay access denied", a);
-        log_reject(s, text, path.address);
-        reply(s, "%s", text);
-        return;
     }
     if (!s->have_qid) {
         qid_next(s->qid);
         s->have_qid = true;
-        log_info("%s: client=%s", s->qid, client_name(s, c, sizeof(c)));
+        if (s->auth_user) {
+            char u[300];
+            log_printable(u, sizeof(u), s->auth_user, strlen(s->auth_user));
+            log_info("%s: client=%s, sasl_method=%s, sasl_username=%s", s->qid, s->client,
+                     s->auth_method, u);
+        } else {
+            log_info("%s: client=%s", s->qid, s->client);
+        }
     }
     if (s->n_rcpt == s->rcpt_cap) {
         s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 4;
@@ -419,45 +565,59 @@ static void do_rcpt(smtp_session_t *s, const char *arg, size_t len)
     }
     s->rcpt[s->n_rcpt++] = xstrdup(path.address);
     s->state = S_RCPT;
-    reply(s, "250 2.1.5 Ok");
+    session_reply(s, "250 2.1.5 Ok");
 }
 
 static void do_data(smtp_session_t *s, const char *arg, size_t len)
 {
-    (void)arg;
+    char text[CHECK_REPLY_MAX];
+
     if (len) {
-        reply(s, "501 5.5.4 Syntax: DATA");
+        session_reply(s, "501 5.5.4 Syntax: DATA");
         return;
     }
-    smtp_data_init(&s->data, s->ig->message_size_limit);
+    s->cs.pipelined = s->input_ahead;
+    switch (smtpd_check_data(&s->cs, text)) {
+    case CHECK_WAIT:
+        wait_dns(s, verb_by_id(V_DATA), arg, len);
+        return;
+    case CHECK_REJECT:
+        log_reject(s, "DATA", text, NULL);
+        session_reply(s, "%s", text);
+        return;
+    case CHECK_OK:
+        break;
+    }
+    smtp_data_init(&s->data, s->size_limit ? s->size_limit : s->ig->message_size_limit);
+    content_scan_start(&s->scan);
     buf_reset(&s->body);
     s->state = S_DATA;
-    reply(s, "354 End data with <CR><LF>.<CR><LF>");
+    session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
 static void do_rset(smtp_session_t *s, const char *arg, size_t len)
 {
     (void)arg;
     if (len) {
-        reply(s, "501 5.5.4 Syntax: RSET");
+        session_reply(s, "501 5.5.4 Syntax: RSET");
         return;
     }
     reset_transaction(s);
-    reply(s, "250 2.0.0 Ok");
+    session_reply(s, "250 2.0.0 Ok");
 }
 
 static void do_noop(smtp_session_t *s, const char *arg, size_t len)
 {
     (void)arg;
     (void)len;
-    reply(s, "250 2.0.0 Ok");
+    session_reply(s, "250 2.0.0 Ok");
 }
 
 static void do_quit(smtp_session_t *s, const char *arg, size_t len)
 {
     (void)arg;
     (void)len;
-    reply(s, "221 2.0.0 Bye");
+    session_reply(s, "221 2.0.0 Bye");
     s->closing = true;
 }
 
@@ -465,20 +625,44 @@ static void do_vrfy(smtp_session_t *s, const char *arg, size_t len)
 {
     (void)arg;
     if (len == 0) {
-        reply(s, "501 5.5.4 Syntax: VRFY address");
+        session_reply(s, "501 5.5.4 Syntax: VRFY address");
         return;
     }
-    reply(s, "252 2.0.0 Send some mail, I'll try my best");
+    session_reply(s, "252 2.0.0 Send some mail, I'll try my best");
 }
 
 static void do_help(smtp_session_t *s, const char *arg, size_t len)
 {
     (void)arg;
     (void)len;
-    reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+    session_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP "
+             "STARTTLS AUTH");
 }
 
 /* --- end of DATA */
+
+static void content_warn(void *arg, const char *what)
+{
+    smtp_session_t *s = arg;
+    char from[300], to[300] = "";
+
+    log_printable(from, sizeof(from), s->sender, strlen(s->sender));
+    if (s->n_rcpt)
+        log_printable(to, sizeof(to), s->rcpt[0], strlen(s->rcpt[0]));
+    log_info("%s: %s: %s from %s; from=<%s> to=<%s> proto=%s helo=<%s>", s->qid,
+             s->scan.hold ? "hold" : "warning", what, s->client, from, to,
+             s->esmtp ? "ESMTP" : "SMTP", s->helo ? s->helo : "");
+}
+
+/* protocol - the RFC 3848 word for Received: and the envelope. */
+static const char *protocol(const smtp_session_t *s)
+{
+    if (!s->esmtp)
+        return "SMTP";
+    if (s->tls)
+        return s->auth_user ? "ESMTPSA" : "ESMTPS";
+    return s->auth_user ? "ESMTPA" : "ESMTP";
+}
 
 /* data_done - the client sent CRLF.CRLF: refuse, or build the envelope,
  * pack it once and queue it for the spool's next group commit. */
@@ -491,27 +675,62 @@ static void data_done(smtp_session_t *s)
     Recipient *rv;
     Recipient **rp;
     ProtobufCBinaryData ph;
+    received_info ri;
     uint64_t now = time_now_us();
     uint8_t *packed;
     size_t plen;
 
     s->count[V_DATA].total++;
+    if (!refuse && s->ig->content)
+        content_scan_run(s->ig->content, &s->scan, &s->body, true, content_warn, s);
     if (refuse) {
-        log_info("%s: reject: DATA from unknown[%s]: %s; size=%zu",
-                 s->qid, s->ip, refuse, s->data.size);
+        log_info("%s: reject: DATA from %s: %s; size=%zu", s->qid, s->client, refuse,
+                 s->data.size);
         reset_transaction(s);
-        reply(s, "%s", refuse);
+        session_reply(s, "%s", refuse);
         return;
     }
-    received_header(&hdr, s->helo ? s->helo : "", s->ip, s->ipv6, s->ig->hostname,
-                    s->esmtp, s->qid, s->n_rcpt == 1 ? s->rcpt[0] : NULL,
-                    (int64_t)(now / 1000000));
+    if (s->scan.verdict == CONTENT_REJECT) {
+        char text[700];
+        snprintf(text, sizeof(text), "%s", s->scan.reply);
+        log_reject(s, "END-OF-MESSAGE", s->scan.what, s->n_rcpt ? s->rcpt[0] : NULL);
+        reset_transaction(s);
+        session_reply(s, "%s", text);
+        return;
+    }
+    if (s->scan.verdict == CONTENT_DISCARD || s->cs.discard) {
+        log_info("%s: discard: %s from %s", s->qid,
+                 s->cs.discard ? s->cs.action_text : s->scan.what, s->client);
+        s->count[V_DATA].ok++;
+        session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+        reset_transaction(s);
+        return;
+    }
+    memset(&ri, 0, sizeof(ri));
+    ri.helo = s->helo ? s->helo : "";
+    ri.client_name = s->cs.client_name;
+    ri.ip = s->ip;
+    ri.ipv6 = s->ipv6;
+    ri.host = s->ig->hostname;
+    ri.protocol = protocol(s);
+    ri.tls_protocol = s->tls ? s->tls_protocol : NULL;
+    ri.tls_cipher = s->tls_cipher;
+    ri.tls_bits = s->tls_bits;
+    ri.auth_user = s->auth_user;
+    ri.qid = s->qid;
+    ri.rcpt = s->n_rcpt == 1 ? s->rcpt[0] : NULL;
+    ri.when = (int64_t)(now / 1000000);
+    received_header(&hdr, &ri);
 
     cl.ip = s->ip;
     cl.port = s->port;
     cl.helo = s->helo ? s->helo : "";
-    cl.listener = "smtp";
-    cl.protocol = s->esmtp ? "ESMTP" : "SMTP";
+    cl.ptr = s->cs.client_fact == FACT_OK ? (char *)s->cs.client_name : "";
+    cl.listener = (char *)listener_role_names[s->role];
+    cl.protocol = (char *)protocol(s);
+    cl.tls_protocol = s->tls ? s->tls_protocol : "";
+    cl.tls_cipher = s->tls ? s->tls_cipher : "";
+    cl.auth_user = s->auth_user ? s->auth_user : "";
 
     rv = xcalloc(s->n_rcpt, sizeof(*rv));
     rp = xcalloc(s->n_rcpt, sizeof(*rp));
@@ -538,6 +757,10 @@ static void data_done(smtp_session_t *s)
     env.body.data = (uint8_t *)s->body.data;
     env.body.len = s->body.len;
     env.send_count = 1;
+    if (s->scan.hold || s->cs.hold) {
+        env.hold = true;
+        env.hold_reason = s->scan.hold ? s->scan.what : s->cs.action_text;
+    }
 
     packed = wire_pack_envelope(&env, &plen);
     s->msg_size = s->body.len + hdr.len;
@@ -547,55 +770,105 @@ static void data_done(smtp_session_t *s)
 
     s->ig->unacked++;
     spool_put(s->ig->spool, s->qid, packed, plen, s->cookie);
-    s->waiting = true;
+    s->wait = W_SPOOL;
 }
 
 void smtp_session_committed(smtp_session_t *s, int rc)
 {
     char from[300];
 
-    s->waiting = false;
+    s->wait = W_NONE;
     if (rc == 0) {
         log_printable(from, sizeof(from), s->sender, strlen(s->sender));
-        log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)",
-                 s->qid, from, s->msg_size, s->n_rcpt);
+        log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)",
+                 s->qid, from, s->msg_size, s->n_rcpt,
+                 s->scan.hold || s->cs.hold ? "hold" : "active");
         s->count[V_DATA].ok++;
-        reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+        session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
     } else {
         s->ig->unacked--;
-        reply(s, "451 4.3.0 Error: queue file write error");
+        session_reply(s, "451 4.3.0 Error: queue file write error");
     }
     reset_transaction(s);
 }
 
 /* --- command lines */
 
+/* run_verb - call the handler and count the outcome (unless it waits). */
+static void run_verb(smtp_session_t *s, const verb *v, const char *arg, size_t alen)
+{
+    v->handler(s, arg, alen);
+    if (s->wait == W_DNS && s->rerun_verb == v)
+        return;                         /* counted when it runs again */
+    if (v->id == V_DATA) {
+        if (s->state != S_DATA)         /* refused before 354 */
+            s->count[V_DATA].total++;
+    } else if (s->last_code < 400 && v->id != V_AUTH) {
+        s->count[v->id].ok++;           /* AUTH counts when it succeeds */
+    }
+}
+
+static void dns_done(void *arg)
+{
+    smtp_session_t *s = arg;
+    const verb *v = s->rerun_verb;
+    char *a;
+
+    if (s->wait != W_DNS)
+        return;
+    if (!s->greeted) {
+        const char *name, *reverse;
+        dns_fact nf, rf;
+        if (smtpd_dns_client_fact(s->dns, &name, &nf, &reverse, &rf) != FACT_OK)
+            return;
+        s->cs.client_name = name;
+        s->cs.client_fact = nf;
+        s->cs.reverse_name = reverse;
+        s->cs.reverse_fact = rf;
+        set_client_name(s);
+        s->wait = W_NONE;
+        greet(s);
+        session_resume(s);
+        return;
+    }
+    if (!v)
+        return;
+    s->wait = W_NONE;
+    s->rerun_verb = NULL;
+    a = s->rerun_arg;
+    s->rerun_arg = NULL;
+    run_verb(s, v, a, s->rerun_len);
+    xfree(&a);
+    if (s->wait != W_DNS)
+        session_resume(s);
+}
+
 /* command - one complete command line (CRLF removed). */
 static void command(smtp_session_t *s, const char *line, size_t len)
 {
-    const char *verb, *arg;
+    const char *verb_text, *arg;
     size_t vlen, alen;
-    const struct verb *v = NULL;
+    const verb *v = NULL;
 
     if (memchr(line, '\n', len) || memchr(line, '\r', len)) {
         s->count[V_UNKNOWN].total++;
-        reply(s, "500 5.5.2 Error: bare <LF> received");
+        session_reply(s, "500 5.5.2 Error: bare <LF> received");
         return;
     }
-    if (!smtp_cmd_split(line, len, &verb, &vlen, &arg, &alen)) {
+    if (!smtp_cmd_split(line, len, &verb_text, &vlen, &arg, &alen)) {
         s->count[V_UNKNOWN].total++;
-        reply(s, "500 5.5.2 Error: bad syntax");
+        session_reply(s, "500 5.5.2 Error: bad syntax");
         return;
     }
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-        if (vlen == 4 && strncasecmp(verb, verbs[i].name, 4) == 0) {
+        if (vlen == strlen(verbs[i].name) && strncasecmp(verb_text, verbs[i].name, vlen) == 0) {
             v = &verbs[i];
             break;
         }
     }
     if (!v) {
         s->count[V_UNKNOWN].total++;
-        reply(s, "502 5.5.2 Error: command not recognized");
+        session_reply(s, "502 5.5.2 Error: command not recognized");
         return;
     }
     if (v->id != V_DATA)
@@ -603,28 +876,32 @@ static void command(smtp_session_t *s, const char *line, size_t len)
     if (!(v->states & s->state)) {
         if (v->id == V_DATA)
             s->count[V_DATA].total++;
-        reply(s, "%s", v->bad_state);
+        session_reply(s, "%s", v->bad_state);
         return;
     }
-    v->handler(s, arg, alen);
-    if (v->id == V_DATA) {
-        if (s->state != S_DATA)         /* refused before 354 */
-            s->count[V_DATA].total++;
-    } else if (s->last_code < 400) {
-        s->count[v->id].ok++;
-    }
+    run_verb(s, v, arg, alen);
+}
+
+/* line_max - the longest line accepted now: AUTH exchanges may be longer. */
+static size_t line_max(const smtp_session_t *s, const char *p, size_t n)
+{
+    if (s->auth_step != AUTH_NONE || (n >= 5 && strncasecmp(p, "AUTH ", 5) == 0))
+        return AUTH_LINE_MAX;
+    return SMTP_CMD_LINE_MAX;
 }
 
 size_t smtp_session_input(smtp_session_t *s, const char *p, size_t n)
 {
     size_t off = 0;
 
-    while (off < n && !s->waiting && !s->closing) {
+    while (off < n && s->wait == W_NONE && !s->closing) {
         const char *start = p + off, *crlf;
-        size_t avail = n - off;
+        size_t avail = n - off, max;
 
         if (s->state == S_DATA) {
             off += smtp_data_feed(&s->data, start, avail, &s->body);
+            if (s->ig->content && !s->data.refused)
+                content_scan_run(s->ig->content, &s->scan, &s->body, false, content_warn, s);
             if (s->data.done)
                 data_done(s);
             continue;
@@ -639,22 +916,29 @@ size_t smtp_session_input(smtp_session_t *s, const char *p, size_t n)
             s->discarding = false;
             continue;
         }
+        max = line_max(s, start, avail);
         if (!crlf) {
-            if (avail <= SMTP_CMD_LINE_MAX)
+            if (avail <= max)
                 break;                  /* wait for the rest of the line */
             s->count[V_UNKNOWN].total++;
-            reply(s, "500 5.5.2 Error: line too long");
+            s->auth_step = AUTH_NONE;
+            session_reply(s, "500 5.5.2 Error: line too long");
             s->discarding = true;
             off += start[avail - 1] == '\r' ? avail - 1 : avail;
             break;
         }
         off += (size_t)(crlf - start) + 2;
-        if ((size_t)(crlf - start) + 2 > SMTP_CMD_LINE_MAX) {
+        if ((size_t)(crlf - start) + 2 > max) {
             s->count[V_UNKNOWN].total++;
-            reply(s, "500 5.5.2 Error: line too long");
+            s->auth_step = AUTH_NONE;
+            session_reply(s, "500 5.5.2 Error: line too long");
             continue;
         }
-        command(s, start, (size_t)(crlf - start));
+        s->input_ahead = off < n;
+        if (s->auth_step != AUTH_NONE)
+            smtp_auth_response(s, start, (size_t)(crlf - start));
+        else
+            command(s, start, (size_t)(crlf - start));
     }
     return off;
 }

@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "cidr.h"
+#include "restriction.h"
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
@@ -388,6 +389,30 @@ static char **split_list(const char *s)
     return items;
 }
 
+/* check_choice - is the value one of the parameter's words? */
+static int check_choice(config_t *cfg, int idx, char **err)
+{
+    const char *name = config_params[idx].name, *val = cfg->v[idx].value;
+    size_t len = strlen(val);
+
+    for (size_t i = 0; config_param_choices[i].name; i++) {
+        const char *w = config_param_choices[i].words;
+
+        if (strcmp(config_param_choices[i].name, name) != 0)
+            continue;
+        while (*w) {
+            size_t wl = strcspn(w, " ");
+            if (wl == len && len > 0 && strncasecmp(w, val, len) == 0)
+                return 0;
+            w += wl;
+            w += strspn(w, " ");
+        }
+        return config_error(cfg, idx, err, "'%s' is not one of: %s", val,
+                            config_param_choices[i].words);
+    }
+    log_panic("check_choice: %s has no entry in config_param_choices", name);
+}
+
 /* check_value - parse the expanded value by type, store it. */
 static int check_value(config_t *cfg, int idx, char **err)
 {
@@ -419,6 +444,29 @@ static int check_value(config_t *cfg, int idx, char **err)
         free(why);
         return rc;
     }
+    case PARAM_CHOICE:
+        return check_choice(cfg, idx, err);
+    case PARAM_RESTRICTIONS: {
+        restriction *r = NULL;
+        char *why = NULL;
+
+        v->list = split_list(val);
+        if (restriction_parse((const char *const *)v->list, &r, &why) < 0) {
+            int rc = config_error(cfg, idx, err, "%s", why);
+            free(why);
+            return rc;
+        }
+        free(r);
+        return 0;
+    }
+    case PARAM_MAPS:
+        v->list = split_list(val);
+        for (char **m = v->list; *m; m++) {
+            if (!restriction_table_spec_ok(*m))
+                return config_error(cfg, idx, err, "\"%s\" is not a table such as "
+                                    "hash:/etc/correio/access or pcre:/etc/correio/checks", *m);
+        }
+        return 0;
     case PARAM_INT:
         errno = 0;
         v->num = strtoll(val, &end, 10);
@@ -557,8 +605,10 @@ const char *const *config_list(const config_t *cfg, const char *name)
 {
     int idx = param_index(name, strlen(name));
 
-    /* a list of networks is a list too */
-    if (idx >= 0 && config_params[idx].type == PARAM_NETWORKS)
+    /* lists of networks, restrictions and tables are lists too */
+    if (idx >= 0 && (config_params[idx].type == PARAM_NETWORKS
+                     || config_params[idx].type == PARAM_RESTRICTIONS
+                     || config_params[idx].type == PARAM_MAPS))
         return (const char *const *)cfg->v[idx].list;
     return (const char *const *)lookup(cfg, name, PARAM_LIST, "config_list")->list;
 }

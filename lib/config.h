@@ -19,6 +19,13 @@
  *   NUMBER a decimal number such as 5 or 6.5, within [min, max]
  *   NETWORKS a LIST whose every item is a network (see cidr.h); read it
  *         with config_list
+ *   CHOICE one word of those config_param_choices lists for the
+ *         parameter; read it with config_str
+ *   RESTRICTIONS a LIST that is a valid restriction list (restriction.h);
+ *         read it with config_list
+ *   MAPS  a LIST of lookup tables "type:path" (map.h); read it with
+ *         config_list.  The tables' contents are checked by whoever opens
+ *         them.
  */
 #ifndef CORREIO_CONFIG_H
 #define CORREIO_CONFIG_H
@@ -35,6 +42,9 @@ typedef enum {
     PARAM_LIST,
     PARAM_NUMBER,
     PARAM_NETWORKS,
+    PARAM_CHOICE,
+    PARAM_RESTRICTIONS,
+    PARAM_MAPS,
 } param_type;
 
 /* One row of the parameter table (config_params.c). */
@@ -47,6 +57,14 @@ typedef struct param_def {
 } param_def;
 
 extern const param_def config_params[];   /* ends with a NULL name */
+
+/* The words a CHOICE parameter allows, separated by spaces. */
+typedef struct param_choice {
+    const char *name;
+    const char *words;
+} param_choice;
+
+extern const param_choice config_param_choices[];   /* ends with a NULL name */
 
 typedef struct config config_t;
 

@@ -140,7 +140,7 @@ void pass_stage_run(stage_t *st, const pass_stage_ops *ops, void *ctx)
 
             if (sig & STAGE_SIG_STOP)
                 break;
-            if ((sig & STAGE_SIG_RELOAD) && stage_reload(st) && ops->reload)
+            if ((sig & STAGE_SIG_RELOAD) && stage_reload(st, NULL, NULL) && ops->reload)
                 ops->reload(ctx, st->cfg);
         }
         if (items[1].revents & ZMQ_POLLIN)

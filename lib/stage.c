@@ -137,19 +137,26 @@ bool stage_stopping(void)
     return sig_stop != 0;
 }
 
-bool stage_reload(stage_t *st)
+bool stage_reload(stage_t *st, bool (*apply)(void *ctx), void *ctx)
 {
     char *err = NULL;
     config_t *cfg = config_load(stage_config_dir ? stage_config_dir
                                 : STAGE_CONFIG_DIR_DEFAULT, &err);
+    config_t *old = st->cfg;
 
     if (cfg == NULL) {
         log_warn("reload failed, keeping the old configuration: %s", err);
         free(err);
         return false;
     }
-    config_free(&st->cfg);
     st->cfg = cfg;
+    if (apply && !apply(ctx)) {
+        st->cfg = old;
+        config_free(&cfg);
+        log_warn("reload failed, keeping the old configuration");
+        return false;
+    }
+    config_free(&old);
     log_info("configuration reloaded");
     return true;
 }

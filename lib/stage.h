@@ -40,9 +40,11 @@ void stage_start(stage_t *st, const char *name, int argc, char **argv);
 int  stage_take_signals(stage_t *st);
 /* stage_stopping - has SIGTERM/SIGINT arrived? (safe to call anywhere) */
 bool stage_stopping(void);
-/* stage_reload - read the configuration again; on error log it and keep
- * the old one (returns false). */
-bool stage_reload(stage_t *st);
+/* stage_reload - read the configuration again and make it st->cfg; then
+ * apply(ctx), if given, puts it to use and may refuse it (returning
+ * false, having logged why).  On any error the old configuration stays
+ * (returns false). */
+bool stage_reload(stage_t *st, bool (*apply)(void *ctx), void *ctx);
 /* stage_drop_privileges - when running as root, become mail_owner (its
  * uid, gid and supplementary groups).  Call after binding network
  * listeners.  Fatal when mail_owner does not exist. */

@@ -92,6 +92,34 @@ def free_port():
     raise RuntimeError("no free port")
 
 
+def test_dns():
+    """The DNS lab (tests/dns/, started by tests/run-all.sh) as
+    "127.0.0.1:PORT", or None when no lab runs (then skip DNS cases)."""
+    return os.environ.get("CORREIO_TEST_DNS") or None
+
+
+_cert_dir = None
+
+
+def tls_cert():
+    """A self-signed certificate for localhost/127.0.0.1 made once per run:
+    (cert_path, key_path), readable by mail_owner."""
+    global _cert_dir
+    if _cert_dir is None:
+        d = tempfile.mkdtemp(prefix="correio-cert-")
+        os.chmod(d, 0o755)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-days", "30", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", os.path.join(d, "key.pem"),
+                        "-out", os.path.join(d, "cert.pem")],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.chmod(os.path.join(d, "key.pem"), 0o644)
+        atexit.register(shutil.rmtree, d, True)
+        _cert_dir = d
+    return os.path.join(_cert_dir, "cert.pem"), os.path.join(_cert_dir, "key.pem")
+
+
 _live = set()
 
 
@@ -170,6 +198,14 @@ class Correio:
             "run_directory": os.path.join(self.dir, "run"),
             "mail_owner": MAIL_OWNER,
         }
+        # DNS only from the lab (never the machine's resolver); without a
+        # lab, no client name lookups and every DNS check fails fast
+        if test_dns():
+            self.conf["dns_servers"] = test_dns()
+            self.conf["dns_timeout"] = "2s"
+        else:
+            self.conf["dns_servers"] = "127.0.0.1:1"
+            self.conf["smtpd_peername_lookup"] = "no"
         self.conf.update({k: str(v) for k, v in conf.items()})
         self.users = list(users)
         self.proc = None
