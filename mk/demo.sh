@@ -4,10 +4,12 @@
 #   sh mk/demo.sh BUILD_DIR
 #
 # Creates ./demo/ once (kept afterwards, so mail and users survive
-# restarts): demo/etc/correio.conf for the domain example.test, the user
-# demo@example.test with a random password (also kept in
-# demo/etc/demo-password), and demo/mail, demo/data, demo/run.  Prints how
-# to send a message, then runs `correio -c demo/etc run` until Ctrl-C.
+# restarts): demo/etc/correio.conf for the domain example.test with the
+# smtp (10025), submission (10587) and submissions (10465) listeners, a
+# self-signed certificate in demo/etc/tls/, the user demo@example.test with
+# a random password (also kept in demo/etc/demo-password), and demo/mail,
+# demo/data, demo/run.  Prints how to send a message, then runs
+# `correio -c demo/etc run` until Ctrl-C.
 set -eu
 
 BUILD=${1:-build}
@@ -27,6 +29,30 @@ smtpd_listen = 127.0.0.1:10025
 mail_root = $DEMO/mail
 data_directory = $DEMO/data
 run_directory = $DEMO/run
+EOF
+fi
+
+# TLS for STARTTLS and the submissions listener: a self-signed certificate
+if [ ! -s "$ETC/tls/cert.pem" ]; then
+    mkdir -p "$ETC/tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj /CN=mail.example.test \
+        -addext "subjectAltName=DNS:mail.example.test,DNS:localhost,IP:127.0.0.1" \
+        -keyout "$ETC/tls/key.pem" -out "$ETC/tls/cert.pem" 2>/dev/null
+    chmod 644 "$ETC/tls/cert.pem"
+    chmod 640 "$ETC/tls/key.pem"
+    # mail_owner reads it again when SIGHUP reloads the configuration
+    if [ "$(id -u)" = 0 ] && getent group correio >/dev/null; then
+        chgrp correio "$ETC/tls/key.pem"
+    fi
+fi
+if ! grep -q '^smtpd_tls_cert_file' "$ETC/correio.conf"; then
+    cat >> "$ETC/correio.conf" <<EOF
+submission_listen = 127.0.0.1:10587
+submissions_listen = 127.0.0.1:10465
+smtpd_tls_cert_file = tls/cert.pem
+smtpd_tls_key_file = tls/key.pem
+# the demo talks to loopback clients only: no client name lookups
+smtpd_peername_lookup = no
 EOF
 fi
 
@@ -54,6 +80,14 @@ cat <<EOF
 
   send a message (from another terminal):
     swaks --server 127.0.0.1:10025 --from someone@example.org --to demo@example.test
+
+  submit one as demo, over TLS with AUTH (the 587 and 465 roles):
+    swaks --server 127.0.0.1:10587 --tls --auth PLAIN \\
+          --auth-user demo@example.test --auth-password '$password' \\
+          --from demo@example.test --to demo@example.test
+    swaks --server 127.0.0.1:10465 --tls-on-connect --auth LOGIN \\
+          --auth-user demo@example.test --auth-password '$password' \\
+          --from demo@example.test --to demo@example.test
 
   it lands in demo/mail/example.test/demo/new/
   what is queued:  $BUILD/bin/correio -c demo/etc queue list
