@@ -148,6 +148,17 @@ static const struct bad_case {
     {"smtpd_recipient_limit = 1x\n", ":1: smtpd_recipient_limit: '1x' is not an integer"},
     {"smtpd_recipient_limit = 0\n", ":1: smtpd_recipient_limit: '0' is out of range (1..1000000)"},
     {"spam_required_score = lots\n", ":1: spam_required_score: 'lots' is not a number (use 5 or 6.5)"},
+    {"smtpd_tls_security_level = maybe\n",
+     ":1: smtpd_tls_security_level: 'maybe' is not one of: none may encrypt"},
+    {"# restrictions\nsmtpd_recipient_restrictions = permit_mynetworks,\n"
+     "    reject_unauth_destinaton\n",
+     ":2: smtpd_recipient_restrictions: unknown restriction \"reject_unauth_destinaton\""},
+    {"smtpd_client_restrictions = check_client_access\n",
+     ":1: smtpd_client_restrictions: check_client_access needs a table such as "
+     "hash:/etc/correio/access"},
+    {"header_checks = regexp:/etc/x\n",
+     ":1: header_checks: \"regexp:/etc/x\" is not a table such as "
+     "hash:/etc/correio/access or pcre:/etc/correio/checks"},
     {"spam_required_score = 5000\n", ":1: spam_required_score: '5000' is out of range (-1000..1000)"},
     {"no_such_thing = 1\n", ":1: no_such_thing: unknown parameter"},
     {"smtpd_banner\n", ":1: missing '=' after parameter name \"smtpd_banner\""},

@@ -5,3 +5,4 @@ TEST_OBJS_routing = $(BUILD)/router/routing.o
 TEST_OBJS_maildir = $(BUILD)/delivery/maildir.o
 TEST_OBJS_smtp_data = $(BUILD)/ingress/smtp_data.o
 TEST_OBJS_smtp_command = $(BUILD)/ingress/smtp_command.o
+TEST_OBJS_restriction = $(BUILD)/ingress/smtpd_action.o
