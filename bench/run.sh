@@ -50,8 +50,19 @@ free_port() {
 PORT=${PORT:-$(free_port)}
 
 rm -rf "$WORK"
-mkdir -p "$WORK"/{mail,data,run}
+mkdir -p "$WORK"/{mail,data,run,dns}
 DIR=$WORK
+
+# The ingress looks every client's name up (PTR, then A), as Postfix does:
+# give it a resolver on loopback (the test suite's DNS lab), as a host's
+# local caching resolver would be.
+DNS_PORT=
+for _ in $(seq 1 30); do
+    p=$((20000 + RANDOM % 10000))
+    sh "$REPO/tests/dns/lab.sh" start "$DIR/dns" "$p" >/dev/null 2>&1
+    case $? in 0) DNS_PORT=$p; break ;; 2) continue ;; *) break ;; esac
+done
+[ -n "$DNS_PORT" ] || { echo "bench: cannot start the DNS lab (tests/dns/lab.sh)" >&2; exit 1; }
 cat >"$DIR/correio.conf" <<EOF
 myhostname = mx.bench.example
 mydestination = local.example
@@ -62,6 +73,7 @@ data_directory = $DIR/data
 run_directory = $DIR/run
 mail_owner = ${MAIL_OWNER:-correio}
 smtpd_session_limit = 1000
+dns_servers = 127.0.0.1:$DNS_PORT
 EOF
 echo "b@local.example:{PLAIN}bench" >"$DIR/users"
 NEW=$DIR/mail/local.example/b/new
@@ -77,6 +89,7 @@ cleanup() {
     fi
     for p in $(all_pids); do kill -KILL "$p" 2>/dev/null; done
     SUP=
+    sh "$REPO/tests/dns/lab.sh" stop "$DIR/dns" >/dev/null 2>&1
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
