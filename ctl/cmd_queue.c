@@ -1,10 +1,17 @@
 /* cmd_queue.c - `correio queue list`: what the ingress spool and the
- * delivery queue hold, like Postfix's mailq.
+ * delivery queue hold, like Postfix's mailq; `correio queue hold|release
+ * ID...|ALL`: the delivery queue's hold queue, like postsuper -h/-H.
  *
- * Asks each stage "queue-list" on its admin socket.  A message sits in
- * the ingress spool until delivery owns it, so for a moment it can show
- * in both.  A stage that does not answer is said so clearly, and the
- * exit status is then 1.
+ * list asks each stage "queue-list" on its admin socket.  A message sits
+ * in the ingress spool until delivery owns it, so for a moment it can
+ * show in both.  A stage that does not answer is said so clearly, and
+ * the exit status is then 1.  A held message shows a "!" after its queue
+ * id, as in mailq.
+ *
+ * hold and release ask delivery "queue-hold"/"queue-release"; it has
+ * committed the change when it answers.  They print what changed, and
+ * exit 1 when an id is not in the delivery queue (the others are still
+ * done) or delivery does not answer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +25,7 @@
 #include "xalloc.h"
 
 #define QUEUE_LIST_TIMEOUT_MS 5000
+#define QUEUE_HOLD_TIMEOUT_MS 30000   /* ALL rewrites every record: one commit */
 
 typedef struct queue_source {
     const char *stage;      /* "ingress" */
@@ -66,9 +74,12 @@ static const char *clean(char *dst, size_t size, const char *s)
 
 static void print_entry(const QueueEntry *e)
 {
-    char t[64], id[64], state[32], sender[300], text[600];
+    char t[64], id[64], idmark[70], state[32], sender[300], text[600];
 
-    printf("%-17s  %-8s  %9llu  %-19s  %s\n", clean(id, sizeof(id), e->queue_id),
+    /* mailq's "!" after the id of a held message, in the column gap */
+    snprintf(idmark, sizeof(idmark), "%s%s", clean(id, sizeof(id), e->queue_id),
+             strcmp(e->state, "hold") == 0 ? "!" : "");
+    printf("%-18s %-8s  %9llu  %-19s  %s\n", idmark,
            clean(state, sizeof(state), e->state), (unsigned long long)e->size,
            when(t, sizeof(t), e->arrival),
            e->sender[0] ? clean(sender, sizeof(sender), e->sender) : "<>");
@@ -155,9 +166,61 @@ static int queue_list(const ctl_opts *o)
     return rc;
 }
 
+/* queue_hold - `queue hold ID...|ALL` (hold true) and `queue release`. */
+static int queue_hold(const ctl_opts *o, bool hold, int argc, char **argv)
+{
+    const char *command = hold ? "queue-hold" : "queue-release";
+    config_t *cfg = ctl_load_config(o);
+    const char *endpoint = config_str(cfg, "delivery_admin_endpoint");
+    const char **args = xcalloc((size_t)argc + 1, sizeof(*args));
+    AdminReply *reply = NULL;
+    char *err = NULL, text[600];
+    void *zctx;
+    int rc = 0;
+
+    for (int i = 0; i < argc; i++)
+        args[i] = argv[i];
+    if ((zctx = zmq_ctx_new()) == NULL) {
+        ctl_error("zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+        xfree(&args);
+        config_free(&cfg);
+        return 1;
+    }
+    /* as ctl_admin_call, with arguments: fail at once if nobody listens */
+    if (ctl_ipc_listening(endpoint) == 0)
+        err = xasprintf("nothing listens on %s", endpoint + 6);
+    else
+        reply = admin_call(zctx, endpoint, command, args, QUEUE_HOLD_TIMEOUT_MS, &err);
+    zmq_ctx_term(zctx);
+    xfree(&args);
+
+    if (reply == NULL) {
+        ctl_error("delivery does not answer, so %s is not confirmed: %s (is correio running?)",
+                  hold ? "hold" : "release", err ? err : "no answer");
+        rc = 1;
+    } else {
+        /* postsuper: "Placed on hold: 1 message"; then why not all were */
+        printf("correio: %s: %zu message%s\n", hold ? "placed on hold" : "released from hold",
+               reply->n_entries, reply->n_entries == 1 ? "" : "s");
+        if (reply->status != 0) {
+            ctl_error("%s", clean(text, sizeof(text), reply->text));
+            rc = 1;
+        }
+    }
+    free(err);
+    wire_free_admin_reply(&reply);
+    config_free(&cfg);
+    return rc;
+}
+
 int cmd_queue(const ctl_opts *o, int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "list") == 0)
         return queue_list(o);
-    return ctl_usage_error("queue", "queue needs list");
+    if (argc >= 2 && (strcmp(argv[1], "hold") == 0 || strcmp(argv[1], "release") == 0)) {
+        if (argc == 2)
+            return ctl_usage_error("queue", "queue %s needs queue ids or ALL", argv[1]);
+        return queue_hold(o, strcmp(argv[1], "hold") == 0, argc - 2, argv + 2);
+    }
+    return ctl_usage_error("queue", "queue needs list, hold or release");
 }

@@ -4,8 +4,9 @@
  *   "CQ1\0" | uint32 n | n x uint64 next retry (us) | packed Envelope
  * in host byte order (the environment never leaves this host).  The
  * Envelope's Recipient.state/attempts/status_text are the recipients'
- * states; they are rewritten through a shallow copy, so a decoded
- * Envelope is never modified. */
+ * states and its hold/hold_reason the record's hold state; they are
+ * rewritten through a shallow copy, so a decoded Envelope is never
+ * modified. */
 #include <errno.h>
 #include <string.h>
 #include "lmdb_util.h"
@@ -149,6 +150,17 @@ void queue_rcpt_set_status(queue_rcpt *r, const char *text)
     r->status = xstrdup(text ? text : "");
 }
 
+void queue_rec_set_hold(queue_rec *r, bool hold, const char *reason)
+{
+    xfree(&r->hold_reason);
+    r->hold_reason = xstrdup(hold && reason ? reason : "");
+    r->hold = hold;
+    if (!hold)
+        for (size_t i = 0; i < r->n; i++)
+            if (!queue_rcpt_final(r->rcpt[i].state))
+                r->rcpt[i].next_us = 0;
+}
+
 /* queue_decode - a record from its stored bytes; NULL (warned) if bad. */
 static queue_rec *queue_decode(const char *qid, const MDB_val *v)
 {
@@ -178,6 +190,8 @@ static queue_rec *queue_decode(const char *qid, const MDB_val *v)
     r->queue_id = xstrdup(env->queue_id);
     r->n = n;
     r->rcpt = xcalloc(n + 1, sizeof *r->rcpt);
+    r->hold = env->hold;
+    r->hold_reason = xstrdup(env->hold && env->hold_reason ? env->hold_reason : "");
     for (size_t i = 0; i < n; i++) {
         memcpy(&r->rcpt[i].next_us, p + QUEUE_HDR_FIXED + i * sizeof(uint64_t),
                sizeof(uint64_t));
@@ -214,6 +228,8 @@ int queue_put(queue_txn *t, const queue_rec *r)
     }
     Envelope copy = *r->env;
     copy.rcpt = ptrs;
+    copy.hold = r->hold;
+    copy.hold_reason = r->hold_reason;
     size_t len;
     uint8_t *packed = wire_pack_envelope(&copy, &len);
     int rc = queue_put_record(t, r->queue_id, r->n, next, packed, len);
@@ -326,6 +342,7 @@ void queue_rec_free(queue_rec **rp)
     for (size_t i = 0; i < r->n; i++)
         xfree(&r->rcpt[i].status);
     xfree(&r->rcpt);
+    xfree(&r->hold_reason);
     xfree(&r->queue_id);
     if (r->env)
         wire_free_envelope(&r->env);

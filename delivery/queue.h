@@ -3,7 +3,9 @@
  *
  *   envelopes  queue id -> record: per-recipient next retry time, then the
  *              packed Envelope whose Recipient fields carry each
- *              recipient's state, attempts and last status text
+ *              recipient's state, attempts and last status text, and
+ *              whose hold/hold_reason say whether it is on hold (as the
+ *              ingress sent it, or as `correio queue hold/release` set it)
  *   done       queue id -> 8 bytes, wall time (us) the id was finished;
  *              de-duplicates envelopes the ingress sends again, pruned
  *              after duplicate_retention_time
@@ -33,12 +35,15 @@ typedef struct queue_rcpt {
 } queue_rcpt;
 
 /* A decoded record.  env (owned, may be taken by setting it NULL) is as
- * the router sent it; the recipients' states are in rcpt[], not in env. */
+ * the router sent it; the recipients' states are in rcpt[] and the hold
+ * state in hold/hold_reason, not in env: queue_put writes those. */
 typedef struct queue_rec {
     Envelope   *env;
     char       *queue_id;         /* owned copy, valid even when env is taken */
     size_t      n;                /* == env->n_rcpt */
     queue_rcpt *rcpt;
+    bool        hold;             /* on hold: never scheduled until released */
+    char       *hold_reason;      /* owned, never NULL; "" when not held */
 } queue_rec;
 
 /* queue_open - open (creating) dir with map_size bytes; fatal on failure. */
@@ -63,7 +68,7 @@ int queue_put_new(queue_txn *t, const void *frame, size_t len, const Envelope *e
 /* queue_get - the record of qid, or NULL when there is none (or it does
  * not decode: warned).  Free with queue_rec_free. */
 queue_rec *queue_get(queue_txn *t, const char *qid);
-/* queue_put - store r's states back. */
+/* queue_put - store r's states (recipients, hold) back. */
 int queue_put(queue_txn *t, const queue_rec *r);
 /* queue_finish - drop qid from envelopes and remember it in done. */
 int queue_finish(queue_txn *t, const char *qid, uint64_t now_us);
@@ -82,6 +87,11 @@ size_t queue_prune_done(queue_t *q, uint64_t before_us, size_t max);
 bool queue_rcpt_final(Correio__RcptState s);
 /* queue_rcpt_set_status - replace r's status text with a copy of text. */
 void queue_rcpt_set_status(queue_rcpt *r, const char *text);
+/* queue_rec_set_hold - put r on hold with a copy of reason, or (hold
+ * false) release it: the reason is cleared and every recipient that is
+ * not final becomes due at once (its backoff is forgotten).  Only r in
+ * memory changes: queue_put stores it. */
+void queue_rec_set_hold(queue_rec *r, bool hold, const char *reason);
 void queue_rec_free(queue_rec **r);
 
 #endif

@@ -6,7 +6,17 @@
  * worker, or settled here (relay: deferred until the SMTP client exists;
  * error route: failed) -> results recorded in one write transaction per
  * batch -> deferred recipients come back after backoff -> when every
- * recipient is final the envelope moves from "envelopes" to "done". */
+ * recipient is final the envelope moves from "envelopes" to "done".
+ *
+ * Hold (Postfix's hold queue): an envelope that arrives with hold set, or
+ * that `correio queue hold` puts on hold, stays in "envelopes" with its
+ * hold flag and is never scheduled: it has no item on the schedule, and
+ * an attempt already handed to a worker when it was held finishes and is
+ * recorded, but a deferred result is not scheduled again.  Release clears
+ * the flag (committed first) and schedules every recipient that is not
+ * final and has no attempt under way at once.  So each recipient that is
+ * not final and not held is either on the schedule once or under way
+ * (sched_job slot or unrecorded result), never both. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +39,21 @@
 #define SCHED_LIST_MAX        10000        /* queue-list entries per reply */
 #define SCHED_RELAY_TEXT      "SMTP delivery not available in this build"
 #define SCHED_NOROUTE_TEXT    "4.3.0 recipient was not routed"
+#define SCHED_HOLD_TEXT       "put on hold by the operator"
 
-/* One recipient waiting for its time. */
+/* One recipient waiting for its time (or, in the busy list that
+ * release builds, one with an attempt under way: due_us unused). */
 typedef struct sched_item {
     uint64_t due_us;                 /* wall time */
     char     queue_id[QID_LEN + 1];
     unsigned rcpt;
 } sched_item;
+
+/* One attempt a worker has; its slot number is the job's tag. */
+typedef struct sched_job {
+    char     queue_id[QID_LEN + 1];  /* "" when the slot is free */
+    unsigned rcpt;
+} sched_job;
 
 struct scheduler {
     stage_t     *st;
@@ -43,6 +61,9 @@ struct scheduler {
     events_t    *events;
     workers_t   *workers;
     size_t       max_inflight, inflight;
+    sched_job   *jobs;               /* max_inflight slots */
+    unsigned    *free_jobs;          /* free slot numbers (a stack) */
+    size_t       n_free_jobs;
     sched_item  *heap;               /* min-heap on due_us */
     size_t       n_heap, cap_heap;
     work_result *results;            /* finished attempts not yet recorded */
@@ -84,25 +105,51 @@ static void sched_push(scheduler_t *s, const char *queue_id, unsigned rcpt, uint
     s->heap[i] = it;
 }
 
-/* sched_pop - remove the earliest item into *out. */
-static void sched_pop(scheduler_t *s, sched_item *out)
+/* sched_sift_down - move heap[i] down to its place. */
+static void sched_sift_down(scheduler_t *s, size_t i)
 {
-    *out = s->heap[0];
-    sched_item last = s->heap[--s->n_heap];
-    size_t i = 0;
+    sched_item it = s->heap[i];
     for (;;) {
         size_t child = 2 * i + 1;
         if (child >= s->n_heap)
             break;
         if (child + 1 < s->n_heap && sched_item_cmp(&s->heap[child + 1], &s->heap[child]) < 0)
             child++;
-        if (sched_item_cmp(&last, &s->heap[child]) <= 0)
+        if (sched_item_cmp(&it, &s->heap[child]) <= 0)
             break;
         s->heap[i] = s->heap[child];
         i = child;
     }
+    s->heap[i] = it;
+}
+
+/* sched_pop - remove the earliest item into *out. */
+static void sched_pop(scheduler_t *s, sched_item *out)
+{
+    *out = s->heap[0];
+    s->heap[0] = s->heap[--s->n_heap];
     if (s->n_heap)
-        s->heap[i] = last;
+        sched_sift_down(s, 0);
+}
+
+static int sched_qid_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* sched_unschedule - drop every item of the n queue ids in ids (sorted
+ * with sched_qid_cmp) from the schedule. */
+static void sched_unschedule(scheduler_t *s, const char *const *ids, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < s->n_heap; i++) {
+        const char *key = s->heap[i].queue_id;
+        if (!bsearch(&key, ids, n, sizeof *ids, sched_qid_cmp))
+            s->heap[kept++] = s->heap[i];
+    }
+    s->n_heap = kept;
+    for (size_t i = kept / 2; i-- > 0;)
+        sched_sift_down(s, i);
 }
 
 /* sched_backoff_us - the wait before attempt number attempts + 1:
@@ -120,9 +167,12 @@ static uint64_t sched_backoff_us(const scheduler_t *s, uint32_t attempts)
 }
 
 /* sched_schedule_rec - put every recipient of r that is not final on the
- * schedule: pending ones at once, deferred ones at their retry time. */
+ * schedule: pending ones at once, deferred ones at their retry time;
+ * nothing when r is on hold. */
 static void sched_schedule_rec(scheduler_t *s, const queue_rec *r, uint64_t now_us)
 {
+    if (r->hold)
+        return;
     for (size_t i = 0; i < r->n; i++) {
         const queue_rcpt *q = &r->rcpt[i];
         if (queue_rcpt_final(q->state))
@@ -133,9 +183,16 @@ static void sched_schedule_rec(scheduler_t *s, const queue_rec *r, uint64_t now_
     }
 }
 
+typedef struct sched_startup {
+    scheduler_t *s;
+    size_t       held;
+} sched_startup;
+
 static void sched_startup_visit(void *ctx, const queue_rec *r)
 {
-    sched_schedule_rec(ctx, r, time_now_us());
+    sched_startup *st = ctx;
+    st->held += r->hold;
+    sched_schedule_rec(st->s, r, time_now_us());
 }
 
 /* ------------------------------------------------------------ results */
@@ -225,7 +282,8 @@ static void sched_apply(scheduler_t *s, queue_rec *rec, const work_result *res,
     default:
         q->state = CORREIO__RCPT_STATE__RCPT_DEFERRED;
         q->next_us = now_us + sched_backoff_us(s, q->attempts);
-        sched_after_retry(after, rec->queue_id, res->rcpt, q->next_us);
+        if (!rec->hold)             /* held meanwhile: release schedules it */
+            sched_after_retry(after, rec->queue_id, res->rcpt, q->next_us);
         status = "deferred";
         break;
     }
@@ -304,13 +362,20 @@ static void sched_record(scheduler_t *s)
     sched_after_free(&after);
 }
 
-/* sched_collect - take the workers' results. */
+/* sched_collect - take the workers' results and free their job slots. */
 static void sched_collect(scheduler_t *s)
 {
     work_result *res;
     size_t n = workers_collect(s->workers, &res);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        sched_job *job = res[i].tag < s->max_inflight ? &s->jobs[res[i].tag] : NULL;
+        if (!job || strcmp(job->queue_id, res[i].queue_id) != 0 || job->rcpt != res[i].rcpt)
+            log_panic("sched_collect: result for %s recipient %u has tag %u of another job",
+                      res[i].queue_id, res[i].rcpt, res[i].tag);
+        job->queue_id[0] = '\0';
+        s->free_jobs[s->n_free_jobs++] = res[i].tag;
         sched_add_result(s, &res[i]);
+    }
     if (n > s->inflight)
         log_panic("sched_collect: %zu results for %zu jobs", n, s->inflight);
     s->inflight -= n;
@@ -332,7 +397,13 @@ static void sched_start_rcpt(scheduler_t *s, queue_rec *rec, work_msg **msg, uns
             *msg = work_msg_new(rec->env);   /* the record's envelope moves in */
             rec->env = NULL;
         }
-        workers_submit(s->workers, *msg, i, config_str(s->st->cfg, "mail_root"));
+        if (s->n_free_jobs == 0)
+            log_panic("sched_start_rcpt: no free job slot with %zu of %zu in flight",
+                      s->inflight, s->max_inflight);
+        unsigned tag = s->free_jobs[--s->n_free_jobs];
+        snprintf(s->jobs[tag].queue_id, sizeof s->jobs[tag].queue_id, "%s", rec->queue_id);
+        s->jobs[tag].rcpt = i;
+        workers_submit(s->workers, *msg, i, config_str(s->st->cfg, "mail_root"), tag);
         s->inflight++;
         break;
     case CORREIO__ROUTE_KIND__ROUTE_RELAY:
@@ -375,8 +446,9 @@ static void sched_dispatch(scheduler_t *s)
             queue_rec_free(&rec);
             rec = queue_get(t, it.queue_id);
         }
-        if (!rec || it.rcpt >= rec->n || queue_rcpt_final(rec->rcpt[it.rcpt].state))
-            continue;               /* gone or settled meanwhile */
+        if (!rec || rec->hold || it.rcpt >= rec->n
+            || queue_rcpt_final(rec->rcpt[it.rcpt].state))
+            continue;               /* gone, held or settled meanwhile */
         sched_start_rcpt(s, rec, &msg, it.rcpt);
     }
     work_msg_unref(&msg);
@@ -396,8 +468,8 @@ static void sched_log_queued(const Envelope *env)
 {
     char from[300];
     log_printable(from, sizeof from, env->reverse_path, strlen(env->reverse_path));
-    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", env->queue_id, from,
-             env->body.data ? env->body.len : 0, env->n_rcpt);
+    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", env->queue_id, from,
+             env->body.data ? env->body.len : 0, env->n_rcpt, env->hold ? "hold" : "active");
 }
 
 void scheduler_receive(scheduler_t *s, void *pull)
@@ -474,7 +546,7 @@ void scheduler_receive(scheduler_t *s, void *pull)
             } else {
                 s->n_received++;
                 sched_log_queued(env);
-                for (size_t r = 0; r < env->n_rcpt; r++)
+                for (size_t r = 0; r < env->n_rcpt && !env->hold; r++)
                     if (!queue_rcpt_final(env->rcpt[r]->state))
                         sched_push(s, env->queue_id, (unsigned)r, now_us);
             }
@@ -531,6 +603,18 @@ long scheduler_timeout_ms(const scheduler_t *s)
 
 /* ------------------------------------------------------------ admin */
 
+/* sched_rec_state - the state a listing shows: "hold", "active" (some
+ * recipient not tried yet) or "deferred". */
+static const char *sched_rec_state(const queue_rec *r)
+{
+    if (r->hold)
+        return "hold";
+    for (size_t i = 0; i < r->n; i++)
+        if (r->rcpt[i].state == CORREIO__RCPT_STATE__RCPT_PENDING)
+            return "active";
+    return "deferred";
+}
+
 typedef struct sched_list {
     AdminReply *reply;
     size_t      n;
@@ -541,13 +625,11 @@ static void sched_list_visit(void *ctx, const queue_rec *r)
 {
     sched_list *l = ctx;
     const Envelope *env = r->env;
-    bool pending = false;
+    const char *state = sched_rec_state(r);
     uint64_t next = 0;
     const char *reason = NULL;
     for (size_t i = 0; i < r->n; i++) {
         const queue_rcpt *q = &r->rcpt[i];
-        if (q->state == CORREIO__RCPT_STATE__RCPT_PENDING)
-            pending = true;
         if (q->state == CORREIO__RCPT_STATE__RCPT_DEFERRED) {
             if (!next || (q->next_us && q->next_us < next))
                 next = q->next_us;
@@ -555,16 +637,207 @@ static void sched_list_visit(void *ctx, const queue_rec *r)
                 reason = q->status;
         }
     }
-    QueueEntry *e = admin_reply_add_entry(l->reply, r->queue_id,
-                                          pending ? "active" : "deferred", env->reverse_path);
+    QueueEntry *e = admin_reply_add_entry(l->reply, r->queue_id, state, env->reverse_path);
     e->arrival = env->received_at;
     e->size = env->body.data ? env->body.len : 0;
-    e->next_attempt = next;
     for (size_t i = 0; i < r->n; i++)
         admin_entry_add_rcpt(e, env->rcpt[i]->address, r->rcpt[i].state, r->rcpt[i].status);
-    if (reason && !pending)
-        admin_entry_set_reason(e, reason);
+    if (r->hold) {                   /* no attempt until released */
+        admin_entry_set_reason(e, r->hold_reason[0] ? r->hold_reason : "on hold");
+    } else {
+        e->next_attempt = next;
+        if (reason && strcmp(state, "deferred") == 0)
+            admin_entry_set_reason(e, reason);
+    }
     l->n++;
+}
+
+/* A list of queue ids (owned copies). */
+typedef struct sched_ids {
+    char  **id;
+    size_t  n, cap;
+} sched_ids;
+
+static void sched_ids_add(sched_ids *l, const char *id)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->id = xrealloc(l->id, l->cap * sizeof *l->id);
+    }
+    l->id[l->n++] = xstrdup(id);
+}
+
+static void sched_ids_free(sched_ids *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        xfree(&l->id[i]);
+    xfree(&l->id);
+    l->n = l->cap = 0;
+}
+
+typedef struct sched_hold_scan {
+    sched_ids *ids;
+    bool       hold;             /* collect the records whose hold differs */
+} sched_hold_scan;
+
+static void sched_hold_visit(void *ctx, const queue_rec *r)
+{
+    sched_hold_scan *h = ctx;
+    if (r->hold != h->hold)
+        sched_ids_add(h->ids, r->queue_id);
+}
+
+static int sched_busy_cmp(const void *a, const void *b)
+{
+    const sched_item *x = a, *y = b;
+    int c = strcmp(x->queue_id, y->queue_id);
+    return c ? c : (x->rcpt > y->rcpt) - (x->rcpt < y->rcpt);
+}
+
+/* sched_busy - the recipients with an attempt under way (a worker has
+ * it, or its result is not recorded yet), sorted for sched_busy_cmp;
+ * *n is how many.  The caller frees the array. */
+static sched_item *sched_busy(const scheduler_t *s, size_t *n)
+{
+    sched_item *b = xcalloc(s->max_inflight + s->n_results + 1, sizeof *b);
+    *n = 0;
+    for (size_t i = 0; i < s->max_inflight; i++) {
+        if (!s->jobs[i].queue_id[0])
+            continue;
+        memcpy(b[*n].queue_id, s->jobs[i].queue_id, sizeof b[*n].queue_id);
+        b[(*n)++].rcpt = s->jobs[i].rcpt;
+    }
+    for (size_t i = 0; i < s->n_results; i++) {
+        memcpy(b[*n].queue_id, s->results[i].queue_id, sizeof b[*n].queue_id);
+        b[(*n)++].rcpt = s->results[i].rcpt;
+    }
+    qsort(b, *n, sizeof *b, sched_busy_cmp);
+    return b;
+}
+
+/* sched_released - schedule at once what release made deliverable: every
+ * recipient of r that is not final and has no attempt under way (one
+ * that has is scheduled, if need be, when its result is recorded). */
+static void sched_released(scheduler_t *s, const queue_rec *r, const sched_item *busy,
+                           size_t n_busy, uint64_t now_us)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        sched_item key = {.rcpt = (unsigned)i};
+        snprintf(key.queue_id, sizeof key.queue_id, "%s", r->queue_id);
+        if (!queue_rcpt_final(r->rcpt[i].state)
+            && !bsearch(&key, busy, n_busy, sizeof *busy, sched_busy_cmp))
+            sched_push(s, r->queue_id, (unsigned)i, now_us);
+    }
+}
+
+/* sched_admin_hold - "queue-hold" (hold true) and "queue-release" with
+ * args: queue ids, or "ALL".  Every change is one write transaction,
+ * committed before the schedule changes and before the reply: the reply
+ * lists each message whose state changed (a message already in the
+ * wanted state is left alone and not listed); ids not in the queue make
+ * status 1 and are named in the text, the others are still done. */
+static void sched_admin_hold(scheduler_t *s, const AdminRequest *req, AdminReply *reply,
+                             bool hold)
+{
+    const char *verb = hold ? "queue-hold" : "queue-release";
+    sched_ids want = {0}, missing = {0};
+    bool all = false;
+
+    if (req->n_args == 0) {
+        admin_reply_text(reply, 1, "%s needs queue ids or ALL", verb);
+        return;
+    }
+    for (size_t i = 0; i < req->n_args; i++)
+        all = all || strcmp(req->args[i], "ALL") == 0;
+    if (all) {
+        sched_hold_scan h = {.ids = &want, .hold = hold};
+        if (queue_scan(s->queue, sched_hold_visit, &h, (size_t)-1) < 0) {
+            sched_ids_free(&want);
+            admin_reply_text(reply, 1, "cannot read the queue");
+            return;
+        }
+    } else {
+        for (size_t i = 0; i < req->n_args; i++)
+            sched_ids_add(&want, req->args[i]);
+    }
+
+    queue_txn *t = queue_begin(s->queue, true);
+    if (!t) {
+        sched_ids_free(&want);
+        admin_reply_text(reply, 1, "cannot write the queue; nothing changed");
+        return;
+    }
+    queue_rec **changed = xcalloc(want.n + 1, sizeof *changed);
+    size_t n_changed = 0;
+    bool ok = true;
+    for (size_t i = 0; ok && i < want.n; i++) {
+        const char *id = want.id[i];
+        queue_rec *rec = qid_valid(id, strlen(id)) ? queue_get(t, id) : NULL;
+        if (!rec) {
+            sched_ids_add(&missing, id);
+            continue;
+        }
+        if (rec->hold == hold) {
+            queue_rec_free(&rec);
+            continue;
+        }
+        queue_rec_set_hold(rec, hold, SCHED_HOLD_TEXT);
+        ok = queue_put(t, rec) == 0;
+        changed[n_changed++] = rec;
+    }
+    if (!ok || queue_commit(&t) != 0) {
+        queue_abort(&t);
+        for (size_t i = 0; i < n_changed; i++)
+            queue_rec_free(&changed[i]);
+        xfree(&changed);
+        sched_ids_free(&want);
+        sched_ids_free(&missing);
+        admin_reply_text(reply, 1, "cannot write the queue; nothing changed");
+        return;
+    }
+
+    /* Committed: now the schedule follows. */
+    if (hold) {
+        const char **ids = xcalloc(n_changed + 1, sizeof *ids);
+        for (size_t i = 0; i < n_changed; i++)
+            ids[i] = changed[i]->queue_id;
+        qsort(ids, n_changed, sizeof *ids, sched_qid_cmp);
+        sched_unschedule(s, ids, n_changed);
+        xfree(&ids);
+    } else {
+        size_t n_busy;
+        sched_item *busy = sched_busy(s, &n_busy);
+        uint64_t now_us = time_now_us();
+        for (size_t i = 0; i < n_changed; i++)
+            sched_released(s, changed[i], busy, n_busy, now_us);
+        xfree(&busy);
+    }
+    for (size_t i = 0; i < n_changed; i++) {
+        const queue_rec *r = changed[i];
+        log_info("%s: %s", r->queue_id, hold ? "placed on hold" : "released from hold");
+        admin_reply_add_entry(reply, r->queue_id, sched_rec_state(r), r->env->reverse_path);
+        queue_rec_free(&changed[i]);
+    }
+    xfree(&changed);
+
+    if (missing.n) {
+        char *text = xstrdup("not in the delivery queue:");
+        for (size_t i = 0; i < missing.n; i++) {
+            char id[64];
+            char *more = xasprintf("%s %s", text,
+                                   log_printable(id, sizeof id, missing.id[i],
+                                                 strlen(missing.id[i])));
+            xfree(&text);
+            text = more;
+        }
+        admin_reply_text(reply, 1, "%s", text);
+        xfree(&text);
+    } else {
+        admin_reply_text(reply, 0, "%s: %zu message%s", hold ? "placed on hold"
+                         : "released from hold", n_changed, n_changed == 1 ? "" : "s");
+    }
+    sched_ids_free(&want);
+    sched_ids_free(&missing);
 }
 
 void scheduler_admin(void *ctx, const AdminRequest *req, AdminReply *reply)
@@ -578,6 +851,10 @@ void scheduler_admin(void *ctx, const AdminRequest *req, AdminReply *reply)
         else
             admin_reply_text(reply, 0, "%ld envelope%s%s", n, n == 1 ? "" : "s",
                              n == SCHED_LIST_MAX ? " (list truncated)" : "");
+    } else if (strcmp(req->command, "queue-hold") == 0) {
+        sched_admin_hold(s, req, reply, true);
+    } else if (strcmp(req->command, "queue-release") == 0) {
+        sched_admin_hold(s, req, reply, false);
     } else if (strcmp(req->command, "stats") == 0) {
         admin_reply_text(reply, 0,
                          "received=%llu duplicates=%llu delivered=%llu deferred=%llu "
@@ -601,13 +878,19 @@ scheduler_t *scheduler_new(stage_t *st)
     unsigned nworkers = (unsigned)config_int(st->cfg, "delivery_workers");
     s->workers = workers_start(nworkers);
     s->max_inflight = (size_t)nworkers * SCHED_JOBS_PER_WORKER;
+    s->jobs = xcalloc(s->max_inflight, sizeof *s->jobs);
+    s->free_jobs = xcalloc(s->max_inflight, sizeof *s->free_jobs);
+    for (size_t i = s->max_inflight; i-- > 0;)
+        s->free_jobs[s->n_free_jobs++] = (unsigned)i;
     s->events = events_new(st->zctx, (int)config_int(st->cfg, "pipeline_hwm"),
                            "delivery", st->hostname);
     s->next_prune_ms = time_mono_ms();
-    long n = queue_scan(s->queue, sched_startup_visit, s, (size_t)-1);
+    sched_startup start = {.s = s};
+    long n = queue_scan(s->queue, sched_startup_visit, &start, (size_t)-1);
     if (n < 0)
         log_fatal("cannot read the delivery queue in %s/queue", config_str(st->cfg, "data_directory"));
-    log_info("queue: %ld envelopes, %zu recipients scheduled", n, s->n_heap);
+    log_info("queue: %ld envelopes (%zu on hold), %zu recipients scheduled", n, start.held,
+             s->n_heap);
     return s;
 }
 
@@ -627,5 +910,7 @@ void scheduler_free(scheduler_t **sp)
     events_free(&s->events);
     queue_close(&s->queue);
     xfree(&s->heap);
+    xfree(&s->jobs);
+    xfree(&s->free_jobs);
     xfree(sp);
 }

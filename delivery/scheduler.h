@@ -1,8 +1,9 @@
 /* scheduler.h - delivery's queue manager: takes envelopes off the PULL
  * socket into the LMDB queue (group commit, then OWNED events), decides
  * when each recipient is tried (at once, or after backoff), hands Maildir
- * jobs to the workers, and records their results (batched).  Everything
- * here runs on the main thread. */
+ * jobs to the workers, and records their results (batched); keeps held
+ * envelopes off the schedule until they are released.  Everything here
+ * runs on the main thread. */
 #ifndef CORREIO_DELIVERY_SCHEDULER_H
 #define CORREIO_DELIVERY_SCHEDULER_H
 
@@ -30,7 +31,9 @@ void scheduler_run(scheduler_t *s);
 /* scheduler_timeout_ms - how long the loop may sleep before
  * scheduler_run has something to do (-1: until input arrives). */
 long scheduler_timeout_ms(const scheduler_t *s);
-/* scheduler_admin - admin_handler for "queue-list" (and "stats"). */
+/* scheduler_admin - admin_handler for "queue-list", "queue-hold" and
+ * "queue-release" (args: queue ids or "ALL"; the reply lists the
+ * messages that changed, status 1 names ids not in the queue), "stats". */
 void scheduler_admin(void *ctx, const AdminRequest *req, AdminReply *reply);
 /* scheduler_free - stop the workers, record what they finished, close
  * the queue and the event sockets. */

@@ -22,6 +22,7 @@ typedef struct work_job {
     struct work_job *next;
     work_msg        *msg;
     unsigned         rcpt;
+    unsigned         tag;
     char            *mail_root;
 } work_job;
 
@@ -114,7 +115,7 @@ static void workers_run_job(workers_t *w, work_job *job)
     };
     char err[256], stable_id[64];
     bool duplicate;
-    work_result r = {.rcpt = job->rcpt, .relay = "maildir"};
+    work_result r = {.rcpt = job->rcpt, .tag = job->tag, .relay = "maildir"};
     snprintf(r.queue_id, sizeof r.queue_id, "%s", env->queue_id);
     snprintf(stable_id, sizeof stable_id, "%sR%u", env->queue_id, job->rcpt);
     m.stable_id = stable_id;
@@ -183,11 +184,13 @@ workers_t *workers_start(unsigned n)
     return w;
 }
 
-void workers_submit(workers_t *w, work_msg *m, unsigned rcpt, const char *mail_root)
+void workers_submit(workers_t *w, work_msg *m, unsigned rcpt, const char *mail_root,
+                    unsigned tag)
 {
     work_job *job = xcalloc(1, sizeof *job);
     job->msg = work_msg_ref(m);
     job->rcpt = rcpt;
+    job->tag = tag;
     job->mail_root = xstrdup(mail_root);
     workers_lock(&w->lock);
     if (w->tail)

@@ -28,6 +28,8 @@ void work_msg_unref(work_msg **m);
 typedef struct work_result {
     char               queue_id[QID_LEN + 1];
     unsigned           rcpt;       /* index into the envelope's rcpt */
+    unsigned           tag;        /* the job's tag as submitted (unused
+                                    * when made by the main thread) */
     Correio__RcptState state;      /* DELIVERED, DEFERRED or FAILED */
     const char        *relay;      /* "maildir", "none" (static text) */
     char              *text;       /* status text, owned */
@@ -38,8 +40,9 @@ typedef struct workers workers_t;
 /* workers_start - n threads; fatal if they cannot be created. */
 workers_t *workers_start(unsigned n);
 /* workers_submit - deliver recipient rcpt of m into mail_root (copied);
- * takes one reference of m. */
-void workers_submit(workers_t *w, work_msg *m, unsigned rcpt, const char *mail_root);
+ * takes one reference of m.  tag comes back in the job's result. */
+void workers_submit(workers_t *w, work_msg *m, unsigned rcpt, const char *mail_root,
+                    unsigned tag);
 /* workers_fd - readable while results are waiting. */
 int workers_fd(const workers_t *w);
 /* workers_collect - take every waiting result: returns how many and
