@@ -97,13 +97,14 @@ static bool check(content_scan *cs, map_t **maps, size_t n, const char *kind, co
             continue;
         }
         xfree(&value);
-        snprintf(cs->what, sizeof(cs->what), "%s %s%s%s", kind, shown,
-                 a.text[0] ? ": " : "", a.text);
+        snprintf(cs->what, sizeof(cs->what), "%s %s", kind, shown);
+        snprintf(cs->text, sizeof(cs->text), "%s", a.text);
         switch (a.kind) {
         case ACT_REJECT:
         case ACT_DEFER:
             cs->verdict = CONTENT_REJECT;
-            snprintf(cs->reply, sizeof(cs->reply), "%d %s %s", a.code, a.dsn,
+            /* the text is cut to fit the reply on purpose */
+            snprintf(cs->reply, sizeof(cs->reply), "%d %s %.480s", a.code, a.dsn,
                      a.text[0] ? a.text : "Error: message content rejected");
             return false;
         case ACT_DISCARD:

@@ -38,7 +38,8 @@ typedef struct content_scan {
     content_verdict verdict;
     bool   hold;
     char   reply[512];              /* REJECT: "550 5.7.1 text" */
-    char   what[600];               /* for the log: "header Subject: x" + action text */
+    char   what[600];               /* for the log: "header Subject: x" */
+    char   text[512];               /* the action's text, "" if none */
     unsigned warnings;
 } content_scan;
 

@@ -641,17 +641,29 @@ static void do_help(smtp_session_t *s, const char *arg, size_t len)
 
 /* --- end of DATA */
 
-static void content_warn(void *arg, const char *what)
+/* content_log - Postfix's cleanup line for a header/body check action:
+ * "QID: ACTION: header Subject: x from CLIENT; from=<> to=<> proto=ESMTP
+ * helo=<h>: TEXT". */
+static void content_log(smtp_session_t *s, const char *action, const char *what,
+                        const char *text)
 {
-    smtp_session_t *s = arg;
-    char from[300], to[300] = "";
+    char from[300], to[300] = "", helo[300] = "";
 
     log_printable(from, sizeof(from), s->sender, strlen(s->sender));
     if (s->n_rcpt)
         log_printable(to, sizeof(to), s->rcpt[0], strlen(s->rcpt[0]));
-    log_info("%s: %s: %s from %s; from=<%s> to=<%s> proto=%s helo=<%s>", s->qid,
-             s->scan.hold ? "hold" : "warning", what, s->client, from, to,
-             s->esmtp ? "ESMTP" : "SMTP", s->helo ? s->helo : "");
+    if (s->helo)
+        log_printable(helo, sizeof(helo), s->helo, strlen(s->helo));
+    log_info("%s: %s: %s from %s; from=<%s> to=<%s> proto=%s helo=<%s>%s%s", s->qid, action,
+             what, s->client, from, to, s->esmtp ? "ESMTP" : "SMTP", helo,
+             text[0] ? ": " : "", text);
+}
+
+static void content_warn(void *arg, const char *what)
+{
+    smtp_session_t *s = arg;
+
+    content_log(s, s->scan.hold ? "hold" : "warning", what, s->scan.text);
 }
 
 /* protocol - the RFC 3848 word for Received: and the envelope. */
@@ -679,6 +691,7 @@ static void data_done(smtp_session_t *s)
     uint64_t now = time_now_us();
     uint8_t *packed;
     size_t plen;
+    char hold_reason[1200];
 
     s->count[V_DATA].total++;
     if (!refuse && s->ig->content)
@@ -693,14 +706,20 @@ static void data_done(smtp_session_t *s)
     if (s->scan.verdict == CONTENT_REJECT) {
         char text[700];
         snprintf(text, sizeof(text), "%s", s->scan.reply);
-        log_reject(s, "END-OF-MESSAGE", s->scan.what, s->n_rcpt ? s->rcpt[0] : NULL);
+        content_log(s, "reject", s->scan.what, text);
         reset_transaction(s);
         session_reply(s, "%s", text);
         return;
     }
-    if (s->scan.verdict == CONTENT_DISCARD || s->cs.discard) {
-        log_info("%s: discard: %s from %s", s->qid,
-                 s->cs.discard ? s->cs.action_text : s->scan.what, s->client);
+    if (s->scan.verdict == CONTENT_DISCARD) {
+        content_log(s, "discard", s->scan.what, s->scan.text);
+        s->count[V_DATA].ok++;
+        session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+        reset_transaction(s);
+        return;
+    }
+    if (s->cs.discard) {
+        log_info("%s: discard: %s from %s", s->qid, s->cs.action_text, s->client);
         s->count[V_DATA].ok++;
         session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
         reset_transaction(s);
@@ -758,8 +777,10 @@ static void data_done(smtp_session_t *s)
     env.body.len = s->body.len;
     env.send_count = 1;
     if (s->scan.hold || s->cs.hold) {
+        snprintf(hold_reason, sizeof(hold_reason), "%s%s%s", s->scan.what,
+                 s->scan.text[0] ? ": " : "", s->scan.text);
         env.hold = true;
-        env.hold_reason = s->scan.hold ? s->scan.what : s->cs.action_text;
+        env.hold_reason = s->scan.hold ? hold_reason : s->cs.action_text;
     }
 
     packed = wire_pack_envelope(&env, &plen);

@@ -494,7 +494,8 @@ static int domain_check(eval_t *e, const char *address, bool sender)
 
     if (!address[0] || !domain[0] || domain[0] == '[')
         return 0;
-    if (!sender && ingress_is_local_domain(e->cs->ig, domain))
+    /* as Postfix: final destinations are not looked up, for senders too */
+    if (ingress_is_local_domain(e->cs->ig, domain))
         return 0;
     subject(e, who, sizeof(who));
     switch (e->cs->domain_fact(e->cs->sess, domain)) {
