@@ -109,6 +109,15 @@ static void job_free(auth_job_t **j)
     xfree(j);
 }
 
+static void free_jobs(auth_job_t *list)
+{
+    while (list) {
+        auth_job_t *j = list;
+        list = j->next;
+        job_free(&j);
+    }
+}
+
 void auth_pool_free(auth_pool_t **pp)
 {
     auth_pool_t *p = *pp;
@@ -121,13 +130,8 @@ void auth_pool_free(auth_pool_t **pp)
     pthread_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < p->n_threads; i++)
         pthread_join(p->threads[i], NULL);
-    for (auth_job_t *list[2] = { p->todo, p->done }, **l = list; l < list + 2; l++) {
-        while (*l) {
-            auth_job_t *j = *l;
-            *l = j->next;
-            job_free(&j);
-        }
-    }
+    free_jobs(p->todo);
+    free_jobs(p->done);
     close(p->efd);
     xfree(&p->dummy);
     xfree(&p->threads);

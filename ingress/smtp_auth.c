@@ -57,6 +57,7 @@ static void plain(smtp_session_t *s, const char *b64, size_t len)
     buf_t dec = BUF_INIT;
     const char *authz, *authc, *pass;
     size_t zl, cl;
+    bool ok;
 
     if (base64_decode(&dec, b64, len) < 0 || dec.len == 0) {
         buf_free(&dec);
@@ -65,27 +66,14 @@ static void plain(smtp_session_t *s, const char *b64, size_t len)
     }
     authz = dec.data;
     zl = strnlen(authz, dec.len);
-    if (zl + 1 >= dec.len) {
-        buf_free(&dec);
+    authc = authz + zl + 1;             /* dec.data is NUL-terminated past len */
+    cl = zl + 1 < dec.len ? strnlen(authc, dec.len - zl - 1) : 0;
+    ok = cl > 0 && zl + cl + 2 <= dec.len && (zl == 0 || strcasecmp(authz, authc) == 0);
+    pass = ok ? authc + cl + 1 : NULL;
+    if (ok && !memchr(pass, '\0', dec.len - zl - cl - 2))
+        check(s, authc, pass);
+    else
         session_reply(s, "535 5.7.8 Error: authentication failed: Invalid authentication data");
-        return;
-    }
-    authc = authz + zl + 1;
-    cl = strnlen(authc, dec.len - zl - 1);
-    if (zl + cl + 2 > dec.len || cl == 0 || (zl && strcasecmp(authz, authc) != 0)) {
-        memset(dec.data, 0, dec.len);
-        buf_free(&dec);
-        session_reply(s, "535 5.7.8 Error: authentication failed: Invalid authentication data");
-        return;
-    }
-    pass = authc + cl + 1;
-    if (memchr(pass, '\0', dec.len - zl - cl - 2)) {
-        memset(dec.data, 0, dec.len);
-        buf_free(&dec);
-        session_reply(s, "535 5.7.8 Error: authentication failed: Invalid authentication data");
-        return;
-    }
-    check(s, authc, pass);
     memset(dec.data, 0, dec.len);
     buf_free(&dec);
 }

@@ -783,15 +783,6 @@ static check_status early(check_session *cs, int upto, char *reply, char *defer)
     return memo_list(cs, L_SENDER, &cs->sender_memo, reply, defer);
 }
 
-check_status smtpd_check_connect(check_session *cs, char *reply)
-{
-    char defer[CHECK_REPLY_MAX] = "";
-
-    if (cs->ig->checks->delay_reject)
-        return CHECK_OK;
-    return finish(early(cs, L_CLIENT, reply, defer), defer, reply);
-}
-
 check_status smtpd_check_helo(check_session *cs, char *reply)
 {
     char defer[CHECK_REPLY_MAX] = "";
@@ -900,9 +891,4 @@ size_t smtpd_check_size_limit(ingress_t *ig, const char *login, const char *send
         }
     }
     return 0;
-}
-
-bool smtpd_check_local_sender(ingress_t *ig, const char *address)
-{
-    return address[0] && ingress_local_user(ig, address);
 }

@@ -84,7 +84,6 @@ typedef enum {
 /* Each returns the decision for one SMTP command; on CHECK_REJECT the
  * reply (no CRLF) is in reply.  With smtpd_delay_reject (the default) the
  * client, helo and sender lists wait for RCPT TO. */
-check_status smtpd_check_connect(check_session *cs, char *reply);
 check_status smtpd_check_helo(check_session *cs, char *reply);
 check_status smtpd_check_mail(check_session *cs, char *reply);
 check_status smtpd_check_rcpt(check_session *cs, const char *rcpt, char *reply);
@@ -99,9 +98,5 @@ void smtpd_check_new_mail(check_session *cs);
  * authenticated login, looked up first) may send, from
  * smtpd_sender_size_limit_maps (address, then domain); 0 when no entry. */
 size_t smtpd_check_size_limit(ingress_t *ig, const char *login, const char *sender);
-
-/* smtpd_check_local_sender - is address a local account (l: in the
- * submission bypass file)? */
-bool smtpd_check_local_sender(ingress_t *ig, const char *address);
 
 #endif

@@ -10,13 +10,12 @@
 #include "buf.h"
 #include "cidr.h"
 #include "fsutil.h"
-#include "smtpd_check.h"
 #include "submission_bypass.h"
 #include "xalloc.h"
 
 struct bypass {
     cidr_list_t *nets;
-    char       **senders;           /* "user@domain" or "@domain", lower case */
+    char       **senders;           /* "user@domain" or "@domain", matched in any case */
     size_t       n_senders;
     bool         local;
 };
@@ -66,11 +65,8 @@ bypass_t *bypass_open(const char *path, char **err)
             } else if (strncasecmp(item, "s:", 2) == 0 && item[2]) {
                 char *s = trim(item + 2);
                 b->senders = xrealloc(b->senders, (b->n_senders + 1) * sizeof(char *));
-                b->senders[b->n_senders++] = strchr(s, '@') ? address_lower(s)
+                b->senders[b->n_senders++] = strchr(s, '@') ? xstrdup(s)
                                                             : xasprintf("@%s", s);
-                for (char *p = b->senders[b->n_senders - 1]; *p; p++)
-                    if (*p >= 'A' && *p <= 'Z')
-                        *p = (char)(*p - 'A' + 'a');
             } else if (strcasecmp(item, "l:") == 0) {
                 b->local = true;
             } else {
@@ -129,5 +125,5 @@ bool bypass_match(const bypass_t *b, ingress_t *ig, const struct sockaddr *clien
         if (e[0] == '@' ? strcasecmp(e + 1, domain) == 0 : strcasecmp(e, sender) == 0)
             return true;
     }
-    return b->local && smtpd_check_local_sender(ig, sender);
+    return b->local && ingress_local_user(ig, sender);
 }
