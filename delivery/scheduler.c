@@ -59,6 +59,7 @@ struct scheduler {
     stage_t     *st;
     queue_t     *queue;
     events_t    *events;
+    results_t   *box;
     workers_t   *workers;
     size_t       max_inflight, inflight;
     sched_job   *jobs;               /* max_inflight slots */
@@ -210,7 +211,7 @@ static void sched_add_result(scheduler_t *s, const work_result *r)
 static void sched_local_result(scheduler_t *s, const char *queue_id, unsigned rcpt,
                                Correio__RcptState state, const char *relay, const char *text)
 {
-    work_result r = {.rcpt = rcpt, .state = state, .relay = relay, .text = xstrdup(text)};
+    work_result r = {.rcpt = rcpt, .state = state, .relay = xstrdup(relay), .text = xstrdup(text)};
     snprintf(r.queue_id, sizeof r.queue_id, "%s", queue_id);
     sched_add_result(s, &r);
 }
@@ -354,7 +355,7 @@ static void sched_record(scheduler_t *s)
     for (size_t i = 0; i < after.n_retry; i++)
         sched_push(s, after.retry[i].queue_id, after.retry[i].rcpt, after.retry[i].due_us);
     for (size_t i = 0; i < s->n_results; i++)
-        xfree(&s->results[i].text);
+        work_result_clear(&s->results[i]);
     s->n_results = 0;
     s->n_delivered += delivered;
     s->n_deferred += deferred;
@@ -366,7 +367,7 @@ static void sched_record(scheduler_t *s)
 static void sched_collect(scheduler_t *s)
 {
     work_result *res;
-    size_t n = workers_collect(s->workers, &res);
+    size_t n = results_collect(s->box, &res);
     for (size_t i = 0; i < n; i++) {
         sched_job *job = res[i].tag < s->max_inflight ? &s->jobs[res[i].tag] : NULL;
         if (!job || strcmp(job->queue_id, res[i].queue_id) != 0 || job->rcpt != res[i].rcpt)
@@ -403,7 +404,9 @@ static void sched_start_rcpt(scheduler_t *s, queue_rec *rec, work_msg **msg, uns
         unsigned tag = s->free_jobs[--s->n_free_jobs];
         snprintf(s->jobs[tag].queue_id, sizeof s->jobs[tag].queue_id, "%s", rec->queue_id);
         s->jobs[tag].rcpt = i;
-        workers_submit(s->workers, *msg, i, config_str(s->st->cfg, "mail_root"), tag);
+        maildir_job_opts opts = {.mail_root = config_str(s->st->cfg, "mail_root"),
+                                 .folder = r->folder};
+        workers_submit(s->workers, *msg, i, &opts, tag);
         s->inflight++;
         break;
     case CORREIO__ROUTE_KIND__ROUTE_RELAY:
@@ -561,7 +564,7 @@ void scheduler_receive(scheduler_t *s, void *pull)
 
 int scheduler_results_fd(const scheduler_t *s)
 {
-    return workers_fd(s->workers);
+    return results_fd(s->box);
 }
 
 void scheduler_run(scheduler_t *s)
@@ -876,7 +879,8 @@ scheduler_t *scheduler_new(stage_t *st)
     s->queue = queue_open(dir, (size_t)config_size(st->cfg, "queue_map_size"));
     xfree(&dir);
     unsigned nworkers = (unsigned)config_int(st->cfg, "delivery_workers");
-    s->workers = workers_start(nworkers);
+    s->box = results_new();
+    s->workers = workers_start(nworkers, s->box);
     s->max_inflight = (size_t)nworkers * SCHED_JOBS_PER_WORKER;
     s->jobs = xcalloc(s->max_inflight, sizeof *s->jobs);
     s->free_jobs = xcalloc(s->max_inflight, sizeof *s->free_jobs);
@@ -904,9 +908,10 @@ void scheduler_free(scheduler_t **sp)
     s->record_retry_ms = 0;
     sched_record(s);                 /* what finished is recorded, not redone */
     for (size_t i = 0; i < s->n_results; i++)
-        xfree(&s->results[i].text);
+        work_result_clear(&s->results[i]);
     xfree(&s->results);
     workers_free(&s->workers);
+    results_free(&s->box);
     events_free(&s->events);
     queue_close(&s->queue);
     xfree(&s->heap);

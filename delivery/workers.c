@@ -1,22 +1,14 @@
-/* workers.c - delivery worker threads (see workers.h): a job list under a
- * mutex and condition variable, a result list under a mutex, and an
- * eventfd that wakes the main loop when results arrive. */
+/* workers.c - Maildir delivery threads (see workers.h): a job list under
+ * a mutex and condition variable; results go into the shared box. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 #include "log.h"
 #include "maildir.h"
 #include "workers.h"
 #include "xalloc.h"
-
-struct work_msg {
-    Envelope *env;
-    int       refs;
-};
 
 typedef struct work_job {
     struct work_job *next;
@@ -24,6 +16,9 @@ typedef struct work_job {
     unsigned         rcpt;
     unsigned         tag;
     char            *mail_root;
+    char            *folder;
+    unsigned long long quota;
+    int              quota_bounce;
 } work_job;
 
 struct workers {
@@ -33,42 +28,8 @@ struct workers {
     bool            stop;
     pthread_t      *threads;
     unsigned        n;
-    int             efd;
-    pthread_mutex_t rlock;
-    work_result    *results;           /* waiting for the main thread */
-    size_t          n_results, cap_results;
+    results_t      *box;
 };
-
-work_msg *work_msg_new(Envelope *env)
-{
-    work_msg *m = xcalloc(1, sizeof *m);
-    m->env = env;
-    m->refs = 1;
-    return m;
-}
-
-const Envelope *work_msg_envelope(const work_msg *m)
-{
-    return m->env;
-}
-
-work_msg *work_msg_ref(work_msg *m)
-{
-    __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
-    return m;
-}
-
-void work_msg_unref(work_msg **mp)
-{
-    work_msg *m = *mp;
-    if (!m)
-        return;
-    *mp = NULL;
-    if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-        wire_free_envelope(&m->env);
-        xfree(&m);
-    }
-}
 
 static void workers_lock(pthread_mutex_t *mu)
 {
@@ -84,25 +45,10 @@ static void workers_unlock(pthread_mutex_t *mu)
         log_panic("workers_unlock: %s", strerror(rc));
 }
 
-/* workers_post - hand a result to the main thread and wake it. */
-static void workers_post(workers_t *w, const work_result *r)
-{
-    workers_lock(&w->rlock);
-    if (w->n_results == w->cap_results) {
-        w->cap_results = w->cap_results ? 2 * w->cap_results : 64;
-        w->results = xrealloc(w->results, w->cap_results * sizeof *w->results);
-    }
-    w->results[w->n_results++] = *r;
-    workers_unlock(&w->rlock);
-    uint64_t one = 1;
-    while (write(w->efd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
-}
-
 /* workers_run_job - one Maildir delivery. */
 static void workers_run_job(workers_t *w, work_job *job)
 {
-    const Envelope *env = job->msg->env;
+    const Envelope *env = work_msg_envelope(job->msg);
     const Recipient *rc = env->rcpt[job->rcpt];
     maildir_msg m = {
         .sender = env->reverse_path,
@@ -115,7 +61,7 @@ static void workers_run_job(workers_t *w, work_job *job)
     };
     char err[256], stable_id[64];
     bool duplicate;
-    work_result r = {.rcpt = job->rcpt, .tag = job->tag, .relay = "maildir"};
+    work_result r = {.rcpt = job->rcpt, .tag = job->tag, .relay = xstrdup("maildir")};
     snprintf(r.queue_id, sizeof r.queue_id, "%s", env->queue_id);
     snprintf(stable_id, sizeof stable_id, "%sR%u", env->queue_id, job->rcpt);
     m.stable_id = stable_id;
@@ -131,13 +77,14 @@ static void workers_run_job(workers_t *w, work_job *job)
         r.state = CORREIO__RCPT_STATE__RCPT_DEFERRED;
         r.text = xstrdup(err);
     }
-    workers_post(w, &r);
+    results_post(w->box, &r);
 }
 
 static void workers_job_free(work_job **jp)
 {
     work_msg_unref(&(*jp)->msg);
     xfree(&(*jp)->mail_root);
+    xfree(&(*jp)->folder);
     xfree(jp);
 }
 
@@ -165,15 +112,12 @@ static void *workers_main(void *arg)
     }
 }
 
-workers_t *workers_start(unsigned n)
+workers_t *workers_start(unsigned n, results_t *box)
 {
     workers_t *w = xcalloc(1, sizeof *w);
-    if (pthread_mutex_init(&w->lock, NULL) != 0 || pthread_mutex_init(&w->rlock, NULL) != 0
-        || pthread_cond_init(&w->cond, NULL) != 0)
+    if (pthread_mutex_init(&w->lock, NULL) != 0 || pthread_cond_init(&w->cond, NULL) != 0)
         log_fatal("cannot create worker locks");
-    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->efd < 0)
-        log_fatal("cannot create an eventfd: %s", strerror(errno));
+    w->box = box;
     w->threads = xcalloc(n, sizeof *w->threads);
     for (w->n = 0; w->n < n; w->n++) {
         int rc = pthread_create(&w->threads[w->n], NULL, workers_main, w);
@@ -184,14 +128,17 @@ workers_t *workers_start(unsigned n)
     return w;
 }
 
-void workers_submit(workers_t *w, work_msg *m, unsigned rcpt, const char *mail_root,
+void workers_submit(workers_t *w, work_msg *m, unsigned rcpt, const maildir_job_opts *opts,
                     unsigned tag)
 {
     work_job *job = xcalloc(1, sizeof *job);
     job->msg = work_msg_ref(m);
     job->rcpt = rcpt;
     job->tag = tag;
-    job->mail_root = xstrdup(mail_root);
+    job->mail_root = xstrdup(opts->mail_root);
+    job->folder = xstrdup(opts->folder ? opts->folder : "");
+    job->quota = opts->quota;
+    job->quota_bounce = opts->quota_bounce;
     workers_lock(&w->lock);
     if (w->tail)
         w->tail->next = job;
@@ -202,25 +149,6 @@ void workers_submit(workers_t *w, work_msg *m, unsigned rcpt, const char *mail_r
     workers_unlock(&w->lock);
     if (rc != 0)
         log_panic("workers_submit: pthread_cond_signal: %s", strerror(rc));
-}
-
-int workers_fd(const workers_t *w)
-{
-    return w->efd;
-}
-
-size_t workers_collect(workers_t *w, work_result **out)
-{
-    uint64_t count;
-    while (read(w->efd, &count, sizeof count) < 0 && errno == EINTR)
-        ;                                  /* EAGAIN: nothing was signalled */
-    workers_lock(&w->rlock);
-    size_t n = w->n_results;
-    *out = w->results;
-    w->results = NULL;
-    w->n_results = w->cap_results = 0;
-    workers_unlock(&w->rlock);
-    return n;
 }
 
 void workers_stop(workers_t *w)
@@ -252,14 +180,8 @@ void workers_free(workers_t **wp)
         return;
     if (w->n)
         workers_stop(w);
-    for (size_t i = 0; i < w->n_results; i++)
-        xfree(&w->results[i].text);
-    xfree(&w->results);
     xfree(&w->threads);
-    if (close(w->efd) != 0)
-        log_warn("close eventfd: %s", strerror(errno));
     pthread_mutex_destroy(&w->lock);
-    pthread_mutex_destroy(&w->rlock);
     pthread_cond_destroy(&w->cond);
     xfree(wp);
 }

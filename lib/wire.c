@@ -45,6 +45,16 @@ uint8_t *wire_pack_admin_reply(const AdminReply *r, size_t *len)
     return pack(&r->base, len);
 }
 
+uint8_t *wire_pack_submit_request(const SubmitRequest *r, size_t *len)
+{
+    return pack(&r->base, len);
+}
+
+uint8_t *wire_pack_submit_reply(const SubmitReply *r, size_t *len)
+{
+    return pack(&r->base, len);
+}
+
 static void dropped(const char *what, const char *from, size_t len, const char *reason)
 {
     log_warn("dropped bad frame from %s: %zu bytes: %s: %s",
@@ -138,6 +148,31 @@ AdminReply *wire_unpack_admin_reply(const void *data, size_t len, const char *fr
     return r;
 }
 
+SubmitRequest *wire_unpack_submit_request(const void *data, size_t len, const char *from)
+{
+    SubmitRequest *r = (SubmitRequest *)unpack(&correio__submit_request__descriptor,
+                                               "submit request", data, len, from);
+
+    if (r == NULL || !version_ok(&r->base, r->version, "submit request", from, len))
+        return NULL;
+    if (!r->envelope || r->envelope->n_rcpt == 0) {
+        dropped("submit request", from, len, "no envelope or no recipients");
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        return NULL;
+    }
+    return r;
+}
+
+SubmitReply *wire_unpack_submit_reply(const void *data, size_t len, const char *from)
+{
+    SubmitReply *r = (SubmitReply *)unpack(&correio__submit_reply__descriptor,
+                                           "submit reply", data, len, from);
+
+    if (r == NULL || !version_ok(&r->base, r->version, "submit reply", from, len))
+        return NULL;
+    return r;
+}
+
 #define WIRE_FREE(fn, type)                                         \
     void fn(type **p)                                               \
     {                                                               \
@@ -151,3 +186,5 @@ WIRE_FREE(wire_free_envelope, Envelope)
 WIRE_FREE(wire_free_event, Event)
 WIRE_FREE(wire_free_admin_request, AdminRequest)
 WIRE_FREE(wire_free_admin_reply, AdminReply)
+WIRE_FREE(wire_free_submit_request, SubmitRequest)
+WIRE_FREE(wire_free_submit_reply, SubmitReply)

@@ -22,12 +22,16 @@ typedef Correio__Event        Event;
 typedef Correio__AdminRequest AdminRequest;
 typedef Correio__AdminReply   AdminReply;
 typedef Correio__QueueEntry   QueueEntry;
+typedef Correio__SubmitRequest SubmitRequest;
+typedef Correio__SubmitReply  SubmitReply;
 
 /* wire_pack_* - encode into fresh memory (xmalloc); *len gets the size. */
 uint8_t *wire_pack_envelope(const Envelope *e, size_t *len);
 uint8_t *wire_pack_event(const Event *e, size_t *len);
 uint8_t *wire_pack_admin_request(const AdminRequest *r, size_t *len);
 uint8_t *wire_pack_admin_reply(const AdminReply *r, size_t *len);
+uint8_t *wire_pack_submit_request(const SubmitRequest *r, size_t *len);
+uint8_t *wire_pack_submit_reply(const SubmitReply *r, size_t *len);
 
 /* wire_unpack_* - strict decode; NULL (after log_warn naming `from`) on a
  * bad frame.  Free the result with wire_free_*. */
@@ -35,10 +39,16 @@ Envelope     *wire_unpack_envelope(const void *data, size_t len, const char *fro
 Event        *wire_unpack_event(const void *data, size_t len, const char *from);
 AdminRequest *wire_unpack_admin_request(const void *data, size_t len, const char *from);
 AdminReply   *wire_unpack_admin_reply(const void *data, size_t len, const char *from);
+/* A submit request's envelope has no queue id yet (the ingress makes it),
+ * but at least one recipient. */
+SubmitRequest *wire_unpack_submit_request(const void *data, size_t len, const char *from);
+SubmitReply  *wire_unpack_submit_reply(const void *data, size_t len, const char *from);
 
 void wire_free_envelope(Envelope **e);
 void wire_free_event(Event **e);
 void wire_free_admin_request(AdminRequest **r);
 void wire_free_admin_reply(AdminReply **r);
+void wire_free_submit_request(SubmitRequest **r);
+void wire_free_submit_reply(SubmitReply **r);
 
 #endif
