@@ -133,7 +133,9 @@ int64_t smtp_client_deadline_ms(const smtp_client_t *c);
  * peer cannot take for a reason known before sending (8-bit content to a
  * peer without 8BITMIME: 5.6.3; SMTPUTF8 needed and not offered: 5.6.7;
  * larger than the peer's SIZE: 5.3.4) are failed at once, without a
- * round trip, and smtp_client_io then returns DONE. */
+ * round trip, and smtp_client_io then returns DONE (until it is called,
+ * smtp_client_wants asks for writable and the deadline is already past,
+ * so a loop calls it at once). */
 void smtp_client_start(smtp_client_t *c, const smtp_txn *txn);
 /* smtp_client_rcpt_reply - after DONE (or FAILED during a transaction):
  * recipient i's outcome; 2xx delivered, 4xx deferred, 5xx failed; code 0
