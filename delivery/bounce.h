@@ -25,6 +25,7 @@
 #ifndef CORREIO_DELIVERY_BOUNCE_H
 #define CORREIO_DELIVERY_BOUNCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "wire.h"
@@ -65,5 +66,10 @@ typedef struct dsn_report {
 /* bounce_compose - the notice as one message; malloc'ed, *len its size.
  * Never NULL. */
 uint8_t *bounce_compose(const dsn_report *r, size_t *len);
+
+/* bounce_is_8bit - has msg (len bytes) a byte above 127?  A notice that
+ * carries such an original must go with body_type BODY_8BITMIME (the
+ * caller sets it on the notice's envelope). */
+bool bounce_is_8bit(const uint8_t *msg, size_t len);
 
 #endif

@@ -22,6 +22,7 @@ struct smtpd_checks;
 struct content_checks;
 struct auth_pool;
 struct bypass;
+struct submit_server;
 
 /* What a listener is for (DESIGN.md: smtp 25, submission 587, submissions 465). */
 typedef enum {
@@ -71,6 +72,7 @@ typedef struct ingress {
     void        *push;              /* PUSH to the classifier */
     void        *events;            /* PULL bound on events_endpoint */
     void        *admin;             /* REP bound on ingress_admin_endpoint */
+    struct submit_server *submit;   /* ROUTER bound on ingress_submit_endpoint */
     unsigned     unacked;           /* spool entries written or being written, not yet acked */
 } ingress_t;
 

@@ -1,5 +1,6 @@
-/* main.c - correio-ingress: the SMTP server that spools each message
- * durably before its 250 and sends it down the pipeline.  Wires the
+/* main.c - correio-ingress: the SMTP server (and the submit socket for
+ * bounces and fetched mail) that spools each message durably before its
+ * 250 and sends it down the pipeline.  Wires the
  * pieces together; the work is in smtp_server.c and the modules it uses.
  */
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "pipeline.h"
 #include "smtp_server.h"
 #include "spool.h"
+#include "submit_server.h"
 #include "xalloc.h"
 #include "zmq_util.h"
 
@@ -67,6 +69,7 @@ int main(int argc, char **argv)
     zmq_util_bind(ig.admin, config_str(cfg, "ingress_admin_endpoint"));
     ig.pipeline = pipeline_new(&ig, config_time_ms(cfg, "pipeline_ack_timeout"),
                                config_time_ms(cfg, "pipeline_ack_timeout_max"));
+    ig.submit = submit_server_new(&ig, st.zctx, config_str(cfg, "ingress_submit_endpoint"), hwm);
     smtp_server_watch_pipeline(srv);
 
     n = spool_foreach(ig.spool, resend_one, &ig);
@@ -76,6 +79,7 @@ int main(int argc, char **argv)
     smtp_server_run(srv);
 
     smtp_server_free(&srv);
+    submit_server_free(&ig.submit);
     auth_pool_free(&ig.auth);
     spool_close(&ig.spool);             /* the writer finishes its commit first */
     pipeline_free(&ig.pipeline);

@@ -1,4 +1,4 @@
-/* received.c - the Received: header field (see received.h). */
+/* received.c - the Received: header fields (see received.h). */
 #include <string.h>
 #include "log.h"
 #include "received.h"
@@ -22,6 +22,21 @@ void received_header(buf_t *out, const received_info *ri)
     buf_printf(out, "\tby %s (correio) with %s id %s", ri->host, ri->protocol, ri->qid);
     if (ri->rcpt) {
         log_printable(r, sizeof(r), ri->rcpt, strlen(ri->rcpt));
+        buf_printf(out, "\r\n\tfor <%s>; %s\r\n", r, date);
+    } else {
+        buf_printf(out, ";\r\n\t%s\r\n", date);
+    }
+}
+
+void received_local_header(buf_t *out, const char *host, const char *qid, const char *rcpt,
+                           int64_t when)
+{
+    char r[300], date[64];
+
+    time_rfc5322(date, sizeof(date), when);
+    buf_printf(out, "Received: by %s (correio) id %s", host, qid);
+    if (rcpt) {
+        log_printable(r, sizeof(r), rcpt, strlen(rcpt));
         buf_printf(out, "\r\n\tfor <%s>; %s\r\n", r, date);
     } else {
         buf_printf(out, ";\r\n\t%s\r\n", date);

@@ -33,4 +33,13 @@ typedef struct received_info {
  * from the client is made printable. */
 void received_header(buf_t *out, const received_info *ri);
 
+/* received_local_header - append the field of a message handed over on
+ * the submit socket (a bounce, a fetched message):
+ *   Received: by HOST (correio) id QID
+ *   \tfor <RCPT>; DATE
+ * "for" only when rcpt is not NULL (exactly one recipient); rcpt is made
+ * printable. */
+void received_local_header(buf_t *out, const char *host, const char *qid, const char *rcpt,
+                           int64_t when);
+
 #endif

@@ -52,4 +52,38 @@ bool smtp_parse_size(const char *s, size_t len, unsigned long long *out);
  * parameters. */
 bool smtp_rcpt_is_postmaster(const char *arg, size_t len);
 
+/* --- DSN parameters (RFC 3461) */
+
+#define DSN_ENVID_MAX     100   /* ENVID, decoded (RFC 3461 4.4) */
+#define DSN_ORCPT_MAX     500   /* ORCPT "addr-type;address", decoded (RFC 3461 4.2) */
+#define DSN_ADDR_TYPE_MAX 32
+
+/* smtp_xtext_decode - RFC 3461 4 xtext (in, len bytes) into out
+ * (outsize bytes, NUL added).  False when the xtext is malformed, when
+ * what it decodes to is not printable ASCII (space included), or when it
+ * does not fit. */
+bool smtp_xtext_decode(const char *in, size_t len, char *out, size_t outsize);
+
+/* smtp_parse_notify - the NOTIFY= value: "NEVER", or a comma list of
+ * SUCCESS, FAILURE, DELAY (any case, each once); the OR of the Notify
+ * bits of correio.proto, or 0 when malformed. */
+unsigned smtp_parse_notify(const char *s, size_t len);
+
+/* smtp_notify_valid - are bits a value NOTIFY may have (NEVER alone, no
+ * unknown bits; 0 means not given and is valid)? */
+bool smtp_notify_valid(unsigned bits);
+
+/* smtp_parse_orcpt - the ORCPT= value "addr-type;xtext" into out as
+ * "addr-type;decoded-address" (out at least DSN_ORCPT_MAX + 1 bytes);
+ * false when malformed. */
+bool smtp_parse_orcpt(const char *s, size_t len, char *out, size_t outsize);
+
+/* smtp_orcpt_valid - is s an ORCPT as smtp_parse_orcpt stores it (for
+ * values that come over the submit socket)? */
+bool smtp_orcpt_valid(const char *s);
+
+/* smtp_envid_valid - is s a decoded ENVID (printable ASCII, at most
+ * DSN_ENVID_MAX)? */
+bool smtp_envid_valid(const char *s);
+
 #endif

@@ -15,6 +15,9 @@
  * Sessions that wait for DNS, a password check or a delay are woken
  * through ig->resume (the ready list, run at the end of the iteration)
  * and ig->sleep_until (the sleepers list, in the epoll timeout).
+ *
+ * The submit socket (submit_server.c) shares the spool: its requests'
+ * commits come back through the same eventfd, told apart by cookie.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -35,6 +38,7 @@
 #include "smtp_server.h"
 #include "smtp_session.h"
 #include "spool.h"
+#include "submit_server.h"
 #include "timeutil.h"
 #include "xalloc.h"
 #include "zmq_util.h"
@@ -84,7 +88,7 @@ struct smtp_server {
     int        epfd;
     src_t     *listeners;
     size_t     n_listeners;
-    src_t      spool_src, signal_src, zmq_src[3], auth_src;
+    src_t      spool_src, signal_src, zmq_src[4], auth_src;
     dns_src_t *dns_srcs;
     conn_t    *idle_head, *idle_tail;   /* oldest activity first */
     conn_t    *graveyard;
@@ -214,13 +218,14 @@ smtp_server_t *smtp_server_new(ingress_t *ig)
 void smtp_server_watch_pipeline(smtp_server_t *srv)
 {
     ingress_t *ig = srv->ig;
-    void *socks[3] = { ig->events, ig->admin, ig->push };
+    void *socks[4] = { ig->events, ig->admin, ig->push,
+                       ig->submit ? submit_server_socket(ig->submit) : NULL };
 
     srv->spool_src = (src_t){ SRC_SPOOL, spool_fd(ig->spool), 0 };
     watch(srv, &srv->spool_src, EPOLLIN);
     srv->auth_src = (src_t){ SRC_AUTH, auth_pool_fd(ig->auth), 0 };
     watch(srv, &srv->auth_src, EPOLLIN);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4 && socks[i]; i++) {
         srv->zmq_src[i] = (src_t){ SRC_ZMQ, zmq_util_fd(socks[i]), 0 };
         watch(srv, &srv->zmq_src[i], EPOLLIN | EPOLLET);
     }
@@ -584,7 +589,8 @@ static void accept_all(smtp_server_t *srv, const src_t *l, int64_t now)
 }
 
 /* commits_done - the spool writer finished a group commit: answer the
- * sessions, hand the envelopes to the pipeline, resume those sessions. */
+ * sessions (and the submit socket's callers), hand the envelopes to the
+ * pipeline, resume those sessions. */
 static void commits_done(smtp_server_t *srv, int64_t now)
 {
     spool_done *d = spool_take_done(srv->ig->spool), *next;
@@ -593,6 +599,11 @@ static void commits_done(smtp_server_t *srv, int64_t now)
         conn_t *c = d->cookie;
 
         next = d->next;
+        if (submit_server_owns(srv->ig->submit, d->cookie)) {
+            submit_server_committed(srv->ig->submit, d);
+            spool_done_free(&d);
+            continue;
+        }
         smtp_session_committed(c->sess, d->rc);
         if (d->rc == 0) {
             pipeline_add(srv->ig->pipeline, d->qid, d->data, d->len);
@@ -648,6 +659,8 @@ static void drain_zmq(smtp_server_t *srv)
     for (n = 0; n < ZMQ_BATCH && zmq_util_readable(ig->admin); n++)
         admin_serve(ig->admin, "ingress", ingress_admin_handle, ig);
     if (n == ZMQ_BATCH)
+        srv->zmq_more = true;
+    if (ig->submit && submit_server_drain(ig->submit, ZMQ_BATCH) == ZMQ_BATCH)
         srv->zmq_more = true;
     pipeline_flush(ig->pipeline);
 }
@@ -721,7 +734,8 @@ static void handle_signals(smtp_server_t *srv)
 }
 
 /* shutdown_sessions - stop accepting, 421 to everyone, wait for the
- * commits in progress so no 250-worthy message is left half done. */
+ * commits in progress (sessions' and submissions') so no 250-worthy
+ * message is left half done. */
 static void shutdown_sessions(smtp_server_t *srv)
 {
     int64_t until = time_mono_ms() + SHUTDOWN_WAIT_MS;
@@ -736,7 +750,8 @@ static void shutdown_sessions(smtp_server_t *srv)
         flush(c);
         conn_close(srv, c);
     }
-    while (srv->n_detached > 0 && time_mono_ms() < until) {
+    while ((srv->n_detached > 0 || submit_server_pending(srv->ig->submit) > 0)
+           && time_mono_ms() < until) {
         struct pollfd p = { .fd = spool_fd(srv->ig->spool), .events = POLLIN };
         if (poll(&p, 1, 1000) > 0)
             commits_done(srv, time_mono_ms());

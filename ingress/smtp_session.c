@@ -1,5 +1,6 @@
 /* smtp_session.c - the SMTP state machine (see smtp_session.h): verb
- * table, ESMTP parameters, STARTTLS, the restriction checks at each
+ * table, ESMTP parameters (SIZE, BODY, AUTH, and DSN's RET, ENVID,
+ * NOTIFY, ORCPT), STARTTLS, the restriction checks at each
  * command, DATA with header/body checks, and handing the packed envelope
  * to the spool.  AUTH is in smtp_auth.c.  Replies carry enhanced status
  * codes (RFC 2034) with Postfix's texts.
@@ -154,9 +155,13 @@ smtp_session_t *smtp_session_new(ingress_t *ig, listener_role role,
 /* reset_transaction - forget sender, recipients and body (RSET). */
 static void reset_transaction(smtp_session_t *s)
 {
-    for (size_t i = 0; i < s->n_rcpt; i++)
-        xfree(&s->rcpt[i]);
+    for (size_t i = 0; i < s->n_rcpt; i++) {
+        xfree(&s->rcpt[i].address);
+        xfree(&s->rcpt[i].orcpt);
+    }
     s->n_rcpt = 0;
+    s->envid[0] = '\0';
+    s->ret = CORREIO__DSN_RET__RET_UNSPECIFIED;
     s->have_qid = false;
     s->sender[0] = '\0';
     s->cs.sender = NULL;
@@ -393,8 +398,8 @@ static void do_ehlo(smtp_session_t *s, const char *arg, size_t len)
         buf_printf(s->out, "250-STARTTLS\r\n");
     if (smtp_auth_offered(s))
         buf_printf(s->out, "250-AUTH PLAIN LOGIN\r\n");
-    buf_printf(s->out, "250-ENHANCEDSTATUSCODES\r\n");
-    session_reply(s, "250 8BITMIME");
+    buf_printf(s->out, "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n");
+    session_reply(s, "250 DSN");
 }
 
 static void do_helo(smtp_session_t *s, const char *arg, size_t len)
@@ -419,8 +424,10 @@ static void do_mail(smtp_session_t *s, const char *arg, size_t len)
     smtp_param params[SMTP_PARAM_MAX];
     size_t n = 0, limit;
     Correio__BodyType body = CORREIO__BODY_TYPE__BODY_UNSPECIFIED;
+    Correio__DsnRet ret = CORREIO__DSN_RET__RET_UNSPECIFIED;
     unsigned long long size = 0;
-    char text[CHECK_REPLY_MAX];
+    char text[CHECK_REPLY_MAX], envid[DSN_ENVID_MAX + 1] = "";
+    bool have_envid = false;
 
     if (s->ig->unacked >= s->ig->spool_message_limit) {
         session_reply(s, "451 4.3.1 Insufficient system storage");
@@ -471,6 +478,31 @@ static void do_mail(smtp_session_t *s, const char *arg, size_t len)
             }
         } else if (smtp_param_is(p, "AUTH") && p->value) {
             /* RFC 4954 5: the identity a relay vouches for; we keep our own */
+        } else if (smtp_param_is(p, "RET")) {
+            if (ret != CORREIO__DSN_RET__RET_UNSPECIFIED) {
+                session_reply(s, "501 5.5.4 Error: Duplicate RET parameter");
+                return;
+            }
+            if (p->value && p->value_len == 4 && strncasecmp(p->value, "FULL", 4) == 0) {
+                ret = CORREIO__DSN_RET__RET_FULL;
+            } else if (p->value && p->value_len == 4 && strncasecmp(p->value, "HDRS", 4) == 0) {
+                ret = CORREIO__DSN_RET__RET_HDRS;
+            } else {
+                session_reply(s, "501 5.5.4 Bad RET parameter syntax (FULL or HDRS)");
+                return;
+            }
+        } else if (smtp_param_is(p, "ENVID")) {
+            if (have_envid) {
+                session_reply(s, "501 5.5.4 Error: Duplicate ENVID parameter");
+                return;
+            }
+            if (!p->value || p->value_len == 0
+                || !smtp_xtext_decode(p->value, p->value_len, envid, sizeof(envid))) {
+                session_reply(s, "501 5.5.4 Bad ENVID parameter syntax "
+                                 "(xtext, at most %d characters)", DSN_ENVID_MAX);
+                return;
+            }
+            have_envid = true;
         } else {
             char k[64];
             log_printable(k, sizeof(k), p->key, p->key_len);
@@ -497,10 +529,56 @@ static void do_mail(smtp_session_t *s, const char *arg, size_t len)
         break;
     }
     s->body_type = body;
+    s->ret = ret;
+    memcpy(s->envid, envid, sizeof(s->envid));
     s->size_declared = size;
     s->size_limit = limit;
     s->state = S_MAIL;
     session_reply(s, "250 2.1.0 Ok");
+}
+
+/* rcpt_params - RCPT TO's parameters: NOTIFY and ORCPT (RFC 3461 4.1,
+ * 4.2), each at most once; false after a 501/555 reply. */
+static bool rcpt_params(smtp_session_t *s, const smtp_param *params, size_t n,
+                        unsigned *notify, char orcpt[DSN_ORCPT_MAX + 1])
+{
+    bool have_notify = false, have_orcpt = false;
+
+    orcpt[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const smtp_param *p = &params[i];
+        if (smtp_param_is(p, "NOTIFY")) {
+            if (have_notify) {
+                session_reply(s, "501 5.5.4 Error: Duplicate NOTIFY parameter");
+                return false;
+            }
+            *notify = p->value ? smtp_parse_notify(p->value, p->value_len) : 0;
+            if (*notify == 0) {
+                session_reply(s, "501 5.5.4 Error: Bad NOTIFY parameter syntax "
+                                 "(NEVER, or a list of SUCCESS,FAILURE,DELAY)");
+                return false;
+            }
+            have_notify = true;
+        } else if (smtp_param_is(p, "ORCPT")) {
+            if (have_orcpt) {
+                session_reply(s, "501 5.5.4 Error: Duplicate ORCPT parameter");
+                return false;
+            }
+            if (!p->value
+                || !smtp_parse_orcpt(p->value, p->value_len, orcpt, DSN_ORCPT_MAX + 1)) {
+                session_reply(s, "501 5.5.4 Error: Bad ORCPT parameter syntax "
+                                 "(addr-type;xtext, e.g. rfc822;user@example.com)");
+                return false;
+            }
+            have_orcpt = true;
+        } else {
+            char k[64];
+            log_printable(k, sizeof(k), p->key, p->key_len);
+            session_reply(s, "555 5.5.4 Unsupported option: %s", k);
+            return false;
+        }
+    }
+    return true;
 }
 
 static void do_rcpt(smtp_session_t *s, const char *arg, size_t len)
@@ -508,7 +586,8 @@ static void do_rcpt(smtp_session_t *s, const char *arg, size_t len)
     smtp_path path;
     smtp_param params[SMTP_PARAM_MAX];
     size_t n = 0;
-    char text[CHECK_REPLY_MAX];
+    char text[CHECK_REPLY_MAX], orcpt[DSN_ORCPT_MAX + 1];
+    unsigned notify = 0;
     smtp_args_status parsed = SMTP_ARGS_OK;
 
     if (smtp_rcpt_is_postmaster(arg, len))   /* RFC 5321 4.5.1, as Postfix: at this host */
@@ -526,12 +605,8 @@ static void do_rcpt(smtp_session_t *s, const char *arg, size_t len)
         session_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
         return;
     }
-    if (n > 0) {
-        char k[64];
-        log_printable(k, sizeof(k), params[0].key, params[0].key_len);
-        session_reply(s, "555 5.5.4 Unsupported option: %s", k);
+    if (!rcpt_params(s, params, n, &notify, orcpt))
         return;
-    }
     if (s->n_rcpt >= s->ig->rcpt_limit) {
         session_reply(s, "452 4.5.3 Error: too many recipients");
         return;
@@ -563,7 +638,10 @@ static void do_rcpt(smtp_session_t *s, const char *arg, size_t len)
         s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 4;
         s->rcpt = xrealloc(s->rcpt, s->rcpt_cap * sizeof(*s->rcpt));
     }
-    s->rcpt[s->n_rcpt++] = xstrdup(path.address);
+    s->rcpt[s->n_rcpt].address = xstrdup(path.address);
+    s->rcpt[s->n_rcpt].orcpt = orcpt[0] ? xstrdup(orcpt) : NULL;
+    s->rcpt[s->n_rcpt].notify = notify;
+    s->n_rcpt++;
     s->state = S_RCPT;
     session_reply(s, "250 2.1.5 Ok");
 }
@@ -651,7 +729,7 @@ static void content_log(smtp_session_t *s, const char *action, const char *what,
 
     log_printable(from, sizeof(from), s->sender, strlen(s->sender));
     if (s->n_rcpt)
-        log_printable(to, sizeof(to), s->rcpt[0], strlen(s->rcpt[0]));
+        log_printable(to, sizeof(to), s->rcpt[0].address, strlen(s->rcpt[0].address));
     if (s->helo)
         log_printable(helo, sizeof(helo), s->helo, strlen(s->helo));
     log_info("%s: %s: %s from %s; from=<%s> to=<%s> proto=%s helo=<%s>%s%s", s->qid, action,
@@ -737,7 +815,7 @@ static void data_done(smtp_session_t *s)
     ri.tls_bits = s->tls_bits;
     ri.auth_user = s->auth_user;
     ri.qid = s->qid;
-    ri.rcpt = s->n_rcpt == 1 ? s->rcpt[0] : NULL;
+    ri.rcpt = s->n_rcpt == 1 ? s->rcpt[0].address : NULL;
     ri.when = (int64_t)(now / 1000000);
     received_header(&hdr, &ri);
 
@@ -755,7 +833,9 @@ static void data_done(smtp_session_t *s)
     rp = xcalloc(s->n_rcpt, sizeof(*rp));
     for (size_t i = 0; i < s->n_rcpt; i++) {
         correio__recipient__init(&rv[i]);
-        rv[i].address = s->rcpt[i];
+        rv[i].address = s->rcpt[i].address;
+        rv[i].orcpt = s->rcpt[i].orcpt ? s->rcpt[i].orcpt : "";
+        rv[i].notify = s->rcpt[i].notify;
         rp[i] = &rv[i];
     }
     ph.data = (uint8_t *)hdr.data;
@@ -771,6 +851,8 @@ static void data_done(smtp_session_t *s)
     env.rcpt = rp;
     env.body_type = s->body_type;
     env.size_declared = s->size_declared;
+    env.envid = s->envid;
+    env.ret = s->ret;
     env.n_prepend_headers = 1;
     env.prepend_headers = &ph;
     env.body.data = (uint8_t *)s->body.data;

@@ -12,6 +12,7 @@
 #include "auth_pool.h"
 #include "content_checks.h"
 #include "qid.h"
+#include "smtp_command.h"
 #include "smtp_data.h"
 #include "smtp_session.h"
 #include "smtpd_check.h"
@@ -44,6 +45,13 @@ typedef enum {
 enum { AUTH_NONE, AUTH_PLAIN_RESPONSE, AUTH_LOGIN_USER, AUTH_LOGIN_PASSWORD };
 
 typedef void (*verb_handler)(smtp_session_t *s, const char *arg, size_t len);
+
+/* One accepted recipient with its DSN parameters (RFC 3461). */
+typedef struct session_rcpt {
+    char    *address;
+    char    *orcpt;                 /* "rfc822;addr" decoded, NULL if none */
+    unsigned notify;                /* Notify bits, 0 if not given */
+} session_rcpt;
 
 typedef struct verb {
     const char  *name;
@@ -96,7 +104,9 @@ struct smtp_session {
     Correio__BodyType body_type;
     unsigned long long size_declared;
     size_t      size_limit;         /* for this sender */
-    char      **rcpt;
+    char        envid[DSN_ENVID_MAX + 1];  /* MAIL ENVID=, decoded; "" if none */
+    Correio__DsnRet ret;            /* MAIL RET= */
+    session_rcpt *rcpt;
     size_t      n_rcpt, rcpt_cap;
     smtp_data_t data;
     content_scan scan;

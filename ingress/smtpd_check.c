@@ -277,7 +277,8 @@ static bool has_routing(const char *address)
     return false;
 }
 
-/* auth_destination - may anyone send to rcpt: a local or relay domain,
+/* auth_destination - may anyone send to rcpt: a local or relay domain
+ * (backup_domains are relay domains: this host is their backup MX),
  * without sender-specified routing from an untrusted client? */
 static bool auth_destination(const eval_t *e, const char *rcpt)
 {
@@ -286,7 +287,9 @@ static bool auth_destination(const eval_t *e, const char *rcpt)
 
     if (ingress_is_local_domain(cs->ig, domain))
         return true;
-    if (domain[0] == '[' || !domain_in_list(cs->ig->relay_domains, domain))
+    if (domain[0] == '['
+        || (!domain_in_list(cs->ig->relay_domains, domain)
+            && !domain_in_list(config_list(cs->ig->st->cfg, "backup_domains"), domain)))
         return false;
     return cs->ig->checks->untrusted_routing || !has_routing(rcpt);
 }
