@@ -4,7 +4,11 @@
  * the caller gives a stable id (queue ids are unique across hosts and
  * restarts), so that link(2) into new/ fails with EEXIST for a copy an
  * earlier, crashed attempt already delivered.  Both end with Dovecot's
- * ",S=<size>" (the file's size, so Dovecot need not stat). */
+ * ",S=<size>" (the file's size, so Dovecot need not stat).  A Maildir++
+ * folder is the directory ".NAME" inside the Maildir, itself a Maildir
+ * with an empty "maildirfolder" file (the marker Dovecot and Courier
+ * write). */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,6 +16,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include "buf.h"
@@ -20,6 +25,8 @@
 #include "xalloc.h"
 
 #define MAILDIR_CHUNK (64 * 1024)   /* bytes converted and written at a time */
+#define MAILDIR_FOLDER_MAX 200      /* longest folder name */
+#define MAILDIR_FOLDER_MARKER "maildirfolder"
 
 static pthread_once_t maildir_once = PTHREAD_ONCE_INIT;
 static char maildir_host[256];
@@ -54,6 +61,18 @@ bool maildir_mailbox_safe(const char *mailbox)
         return false;
     if (strchr(slash + 1, '/') || mailbox[0] == '.' || slash[1] == '.')
         return false;
+    return true;
+}
+
+bool maildir_folder_valid(const char *folder)
+{
+    size_t n = strlen(folder);
+    if (n == 0 || n > MAILDIR_FOLDER_MAX || folder[0] == '.' || folder[n - 1] == '.'
+        || strstr(folder, ".."))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (folder[i] < 0x20 || folder[i] >= 0x7f || folder[i] == '/')
+            return false;
     return true;
 }
 
@@ -98,6 +117,100 @@ static void maildir_trace_line(buf_t *b, const char *name, const char *addr,
     buf_append_str(b, bracketed ? ">\n" : "\n");
 }
 
+/* maildir_head - the trace fields correio writes first. */
+static void maildir_head(buf_t *head, const maildir_msg *m)
+{
+    maildir_trace_line(head, "Return-Path", m->sender, true);
+    maildir_trace_line(head, "Delivered-To", m->recipient, false);
+}
+
+size_t maildir_msg_size(const maildir_msg *m)
+{
+    buf_t head = BUF_INIT;
+    maildir_head(&head, m);
+    size_t size = head.len + maildir_lf_len(m->body, m->body_len);
+    for (size_t i = 0; i < m->n_headers; i++)
+        size += maildir_lf_len((const char *)m->headers[i].data, m->headers[i].len);
+    buf_free(&head);
+    return size;
+}
+
+/* maildir_value_is - is the field value v[0..n) (unfolded: CR, LF and
+ * folding white space skipped; angle brackets allowed) the address? */
+static bool maildir_value_is(const char *v, size_t n, const char *addr)
+{
+    buf_t b = BUF_INIT;
+    bool same;
+
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != '\r' && v[i] != '\n')
+            buf_append_char(&b, v[i]);
+    buf_append(&b, "", 0);
+    char *s = b.data;
+    size_t len = b.len;
+    while (len && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (len >= 2 && s[0] == '<' && s[len - 1] == '>')
+        s++, len -= 2;
+    same = len == strlen(addr) && strncasecmp(s, addr, len) == 0;
+    buf_free(&b);
+    return same;
+}
+
+/* maildir_scan_fields - look through data[0..len), header fields with CRLF
+ * (or LF) ends, for Delivered-To: addr, stopping at an empty line when
+ * stop_at_empty.  Sets *ended when that empty line was seen. */
+static bool maildir_scan_fields(const char *data, size_t len, const char *addr,
+                                bool *ended)
+{
+    static const char name[] = "delivered-to";
+    const size_t nl = sizeof name - 1;
+    size_t pos = 0;
+
+    while (pos < len) {
+        const char *line = data + pos;
+        const char *eol = memchr(line, '\n', len - pos);
+        size_t end = eol ? (size_t)(eol - data) + 1 : len;
+        size_t ll = end - pos;
+        if (ll == 1 || (ll == 2 && line[0] == '\r')) {
+            *ended = true;                     /* the empty line: body next */
+            return false;
+        }
+        /* the field runs on over continuation lines */
+        size_t fend = end;
+        while (fend < len && (data[fend] == ' ' || data[fend] == '\t')) {
+            const char *nx = memchr(data + fend, '\n', len - fend);
+            fend = nx ? (size_t)(nx - data) + 1 : len;
+        }
+        if (ll > nl && strncasecmp(line, name, nl) == 0) {
+            size_t i = nl;
+            while (pos + i < fend && (line[i] == ' ' || line[i] == '\t'))
+                i++;
+            if (pos + i < fend && line[i] == ':'
+                && maildir_value_is(line + i + 1, fend - pos - i - 1, addr))
+                return true;
+        }
+        pos = fend;
+    }
+    return false;
+}
+
+bool maildir_delivered_to_loop(const maildir_msg *m)
+{
+    bool ended = false;
+
+    if (!m->recipient || !m->recipient[0])
+        return false;
+    for (size_t i = 0; i < m->n_headers; i++)
+        if (maildir_scan_fields((const char *)m->headers[i].data, m->headers[i].len,
+                                m->recipient, &ended))
+            return true;
+    ended = false;
+    return maildir_scan_fields(m->body, m->body_len, m->recipient, &ended);
+}
+
 static int maildir_fail(char *err, size_t errsize, const char *what, int e)
 {
     snprintf(err, errsize, "%s: %s", what, strerror(e));
@@ -106,11 +219,23 @@ static int maildir_fail(char *err, size_t errsize, const char *what, int e)
 }
 
 /* maildir_create - make DIR/cur, DIR/new, DIR/tmp: tmp/ last, so that a
- * worker that finds tmp/ (and writes into it) also finds new/. */
-static int maildir_create(const char *dir)
+ * worker that finds tmp/ (and writes into it) also finds new/.  A folder
+ * gets its maildirfolder marker before tmp/ too. */
+static int maildir_create(const char *dir, bool folder)
 {
     static const char *const subs[] = {"cur", "new", "tmp"};
     for (size_t i = 0; i < 3; i++) {
+        if (folder && i == 2) {
+            char *marker = xasprintf("%s/%s", dir, MAILDIR_FOLDER_MARKER);
+            int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+            int e = errno;
+            xfree(&marker);
+            if (fd < 0) {
+                errno = e;
+                return -1;
+            }
+            close(fd);
+        }
         char *p = xasprintf("%s/%s", dir, subs[i]);
         int rc = fs_mkdir_p(p, 0700);
         int e = errno;
@@ -134,18 +259,21 @@ int maildir_deliver(const char *mail_root, const char *mailbox,
         snprintf(err, errsize, "unsafe mailbox name");
         return MAILDIR_UNSAFE;
     }
+    bool in_folder = m->folder && m->folder[0];
+    if (in_folder && !maildir_folder_valid(m->folder)) {
+        snprintf(err, errsize, "unsafe folder name");
+        return MAILDIR_UNSAFE;
+    }
 
     buf_t head = BUF_INIT;
-    maildir_trace_line(&head, "Return-Path", m->sender, true);
-    maildir_trace_line(&head, "Delivered-To", m->recipient, false);
-    size_t size = head.len + maildir_lf_len(m->body, m->body_len);
-    for (size_t i = 0; i < m->n_headers; i++)
-        size += maildir_lf_len((const char *)m->headers[i].data, m->headers[i].len);
+    maildir_head(&head, m);
+    size_t size = maildir_msg_size(m);
 
     struct timeval tv;
     gettimeofday(&tv, NULL);
     unsigned long q = __atomic_add_fetch(&maildir_counter, 1, __ATOMIC_RELAXED);
-    char *dir = xasprintf("%s/%s", mail_root, mailbox);
+    char *root = xasprintf("%s/%s", mail_root, mailbox);
+    char *dir = in_folder ? xasprintf("%s/.%s", root, m->folder) : xstrdup(root);
     char *name = xasprintf("%lld.M%06ldP%ldQ%lu.%s,S=%zu", (long long)tv.tv_sec,
                            (long)tv.tv_usec, (long)getpid(), q, maildir_host, size);
     char *tmp = xasprintf("%s/tmp/%s", dir, name);
@@ -158,7 +286,8 @@ int maildir_deliver(const char *mail_root, const char *mailbox,
 
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno == ENOENT) {            /* first use: make the Maildir */
-        if (maildir_create(dir) != 0) {
+        if ((in_folder && maildir_create(root, false) != 0)
+            || maildir_create(dir, in_folder) != 0) {
             maildir_fail(err, errsize, "cannot create maildir", errno);
             goto out;
         }
@@ -213,6 +342,7 @@ int maildir_deliver(const char *mail_root, const char *mailbox,
 out:
     buf_free(&head);
     xfree(&chunk);
+    xfree(&root);
     xfree(&dir);
     xfree(&name);
     xfree(&tmp);

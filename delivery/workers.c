@@ -1,12 +1,17 @@
 /* workers.c - Maildir delivery threads (see workers.h): a job list under
- * a mutex and condition variable; results go into the shared box. */
+ * a mutex and condition variable; results go into the shared box.  A job
+ * checks for a Delivered-To loop, picks the folder, checks the quota
+ * (quota.h: users_file's rule, else the job's limit) and writes the file
+ * (maildir.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include "address.h"
 #include "log.h"
 #include "maildir.h"
+#include "quota.h"
 #include "workers.h"
 #include "xalloc.h"
 
@@ -45,7 +50,50 @@ static void workers_unlock(pthread_mutex_t *mu)
         log_panic("workers_unlock: %s", strerror(rc));
 }
 
-/* workers_run_job - one Maildir delivery. */
+/* workers_settle - the result's state, DSN status and text. */
+static void workers_settle(work_result *r, Correio__RcptState state, const char *dsn,
+                           char *text)
+{
+    r->state = state;
+    snprintf(r->dsn_status, sizeof r->dsn_status, "%s", dsn);
+    r->text = text;
+}
+
+/* workers_quota - check the recipient's quota before writing: 0 go on
+ * (*limit is the limit that applies, 0 none), -1 settled in *r. */
+static int workers_quota(const work_job *job, const Recipient *rc, const char *root,
+                         size_t size, unsigned long long *limit, work_result *r)
+{
+    char err[256];
+
+    *limit = quota_users_limit(rc->mailbox, job->quota);
+    if (*limit == 0)
+        return 0;
+    switch (quota_check(root, *limit, size, NULL, err, sizeof err)) {
+    case QUOTA_OK:
+        return 0;
+    case QUOTA_TOO_BIG:                    /* can never fit: no use retrying */
+        workers_settle(r, CORREIO__RCPT_STATE__RCPT_FAILED, "5.2.2",
+                       xstrdup("5.2.2 mailbox full (the message is larger than the quota)"));
+        return -1;
+    case QUOTA_OVER:
+        if (job->quota_bounce)
+            workers_settle(r, CORREIO__RCPT_STATE__RCPT_FAILED, "5.2.2",
+                           xstrdup("5.2.2 mailbox full"));
+        else
+            workers_settle(r, CORREIO__RCPT_STATE__RCPT_DEFERRED, "4.2.2",
+                           xstrdup("4.2.2 mailbox full"));
+        return -1;
+    case QUOTA_FAIL:
+        break;
+    }
+    workers_settle(r, CORREIO__RCPT_STATE__RCPT_DEFERRED, "4.3.0",
+                   xasprintf("4.3.0 cannot check the quota: %s", err));
+    return -1;
+}
+
+/* workers_run_job - one Maildir delivery: loop check, folder, quota,
+ * the file, the quota's record. */
 static void workers_run_job(workers_t *w, work_job *job)
 {
     const Envelope *env = work_msg_envelope(job->msg);
@@ -58,25 +106,53 @@ static void workers_run_job(workers_t *w, work_job *job)
         .body = env->body.data,
         .body_len = env->body.data ? env->body.len : 0,
         .arrival = (long long)(env->received_at / 1000000),
+        .folder = job->folder,
     };
-    char err[256], stable_id[64];
+    char err[256], stable_id[64], to[ADDR_PATH_MAX + 8];
     bool duplicate;
+    unsigned long long limit = 0;
     work_result r = {.rcpt = job->rcpt, .tag = job->tag, .relay = xstrdup("maildir")};
     snprintf(r.queue_id, sizeof r.queue_id, "%s", env->queue_id);
     snprintf(stable_id, sizeof stable_id, "%sR%u", env->queue_id, job->rcpt);
     m.stable_id = stable_id;
+    log_printable(to, sizeof to, rc->address, strlen(rc->address));
+
+    if (job->folder[0] && !maildir_folder_valid(job->folder)) {
+        char f[128];
+        log_printable(f, sizeof f, job->folder, strlen(job->folder));
+        log_warn("%s: to=<%s>: folder \"%s\" is not a valid Maildir++ name; "
+                 "delivering to the inbox", env->queue_id, to, f);
+        m.folder = "";
+    }
+    if (maildir_delivered_to_loop(&m)) {
+        workers_settle(&r, CORREIO__RCPT_STATE__RCPT_FAILED, "5.4.6",
+                       xasprintf("5.4.6 mail forwarding loop for %s", to));
+        goto post;
+    }
+    char *root = maildir_mailbox_safe(rc->mailbox)
+        ? xasprintf("%s/%s", job->mail_root, rc->mailbox) : NULL;
+    size_t size = maildir_msg_size(&m);
+    if (root && workers_quota(job, rc, root, size, &limit, &r) < 0) {
+        xfree(&root);
+        goto post;
+    }
     int res = maildir_deliver(job->mail_root, rc->mailbox, &m, &duplicate, err, sizeof err);
     if (res == 0) {
-        r.state = CORREIO__RCPT_STATE__RCPT_DELIVERED;
-        r.text = xstrdup(duplicate ? "already in maildir from an earlier attempt"
-                                   : "delivered to maildir");
+        workers_settle(&r, CORREIO__RCPT_STATE__RCPT_DELIVERED, "2.0.0",
+                       duplicate ? xstrdup("already in maildir from an earlier attempt")
+                       : m.folder[0] ? xasprintf("delivered to maildir folder %s", m.folder)
+                       : xstrdup("delivered to maildir"));
+        if (!duplicate && root && quota_add(root, limit, size) != 0)
+            log_warn("%s: to=<%s>: cannot update %s/%s: %m; it is counted again later",
+                     env->queue_id, to, root, QUOTA_FILE);
     } else if (res == MAILDIR_UNSAFE) {    /* never retried */
-        r.state = CORREIO__RCPT_STATE__RCPT_FAILED;
-        r.text = xasprintf("5.1.3 %s", err);
+        workers_settle(&r, CORREIO__RCPT_STATE__RCPT_FAILED, "5.1.3",
+                       xasprintf("5.1.3 %s", err));
     } else {                               /* anything else: retried with backoff */
-        r.state = CORREIO__RCPT_STATE__RCPT_DEFERRED;
-        r.text = xstrdup(err);
+        workers_settle(&r, CORREIO__RCPT_STATE__RCPT_DEFERRED, "4.3.0", xstrdup(err));
     }
+    xfree(&root);
+post:
     results_post(w->box, &r);
 }
 

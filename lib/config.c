@@ -23,6 +23,8 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "relayhost.h"
+#include "transport.h"
 #include "xalloc.h"
 
 #define CONFIG_FILE_NAME  "correio.conf"
@@ -395,6 +397,8 @@ static int check_choice(config_t *cfg, int idx, char **err)
     const char *name = config_params[idx].name, *val = cfg->v[idx].value;
     size_t len = strlen(val);
 
+    if (len == 0 && config_params[idx].def[0] == 0)
+        return 0;       /* "not set" is allowed where it is the default */
     for (size_t i = 0; config_param_choices[i].name; i++) {
         const char *w = config_param_choices[i].words;
 
@@ -467,6 +471,27 @@ static int check_value(config_t *cfg, int idx, char **err)
                                     "hash:/etc/correio/access or pcre:/etc/correio/checks", *m);
         }
         return 0;
+    case PARAM_TRANSPORT: {
+        transport_t t;
+        char why[256];
+
+        if (transport_parse(val, &t, why, sizeof why) < 0)
+            return config_error(cfg, idx, err, "%s", why);
+        if (d->max != 0 && !(d->max & TRANSPORT_ALLOW(t.kind)))
+            return config_error(cfg, idx, err, "'%s': the %s transport is not allowed here",
+                                val, transport_kind_name(t.kind));
+        return 0;
+    }
+    case PARAM_RELAYHOST: {
+        relayhost_t r;
+        char why[256];
+        int rc = 0;
+
+        if (val[0] && relayhost_parse(val, true, &r, why, sizeof why) < 0)
+            rc = config_error(cfg, idx, err, "%s", why);   /* why never holds the password */
+        memset(r.pass, 0, sizeof r.pass);
+        return rc;
+    }
     case PARAM_INT:
         errno = 0;
         v->num = strtoll(val, &end, 10);
@@ -632,6 +657,23 @@ char *config_path(const config_t *cfg, const char *name)
     return xasprintf("%s/%s", cfg->dir, val);
 }
 
+/* print_value - "NAME = VALUE"; a relayhost's password as "****".  The
+ * credentials are what comes before the last '@', the user what comes
+ * before their first ':' (relayhost.h), so the text is masked the same
+ * way whether it parses or not (a raw value may hold $names). */
+static void print_value(FILE *out, const param_def *d, const char *val)
+{
+    const char *at, *colon;
+
+    if (d->type != PARAM_RELAYHOST || (at = strrchr(val, '@')) == NULL) {
+        fprintf(out, "%s = %s\n", d->name, val);
+        return;
+    }
+    colon = memchr(val, ':', (size_t)(at - val));
+    fprintf(out, "%s = %.*s:****%s\n", d->name,
+            (int)((colon ? colon : at) - val), val, at);
+}
+
 void config_print(const config_t *cfg, FILE *out, config_show what)
 {
     for (size_t i = 0; config_params[i].name; i++) {
@@ -639,14 +681,14 @@ void config_print(const config_t *cfg, FILE *out, config_show what)
 
         switch (what) {
         case CONFIG_SHOW_EFFECTIVE:
-            fprintf(out, "%s = %s\n", d->name, cfg ? cfg->v[i].value : d->def);
+            print_value(out, d, cfg ? cfg->v[i].value : d->def);
             break;
         case CONFIG_SHOW_DEFAULTS:
             fprintf(out, "%s = %s    # %s\n", d->name, d->def, d->doc);
             break;
         case CONFIG_SHOW_CHANGED:
             if (cfg && cfg->v[i].raw)
-                fprintf(out, "%s = %s\n", d->name, cfg->v[i].raw);
+                print_value(out, d, cfg->v[i].raw);
             break;
         }
     }

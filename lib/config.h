@@ -20,12 +20,21 @@
  *   NETWORKS a LIST whose every item is a network (see cidr.h); read it
  *         with config_list
  *   CHOICE one word of those config_param_choices lists for the
- *         parameter; read it with config_str
+ *         parameter; read it with config_str.  A CHOICE whose default is
+ *         empty may also be left empty ("not set").
  *   RESTRICTIONS a LIST that is a valid restriction list (restriction.h);
  *         read it with config_list
  *   MAPS  a LIST of lookup tables "type:path" (map.h); read it with
  *         config_list.  The tables' contents are checked by whoever opens
  *         them.
+ *   TRANSPORT a transport specification (transport.h: maildir,
+ *         lmtp:unix:/path, smtp:[host]:port, ...); the row's max is a mask
+ *         of TRANSPORT_ALLOW() bits for the kinds it may name (0: any).
+ *         Read it with config_str and transport_parse.
+ *   RELAYHOST empty, or a next hop with optional credentials
+ *         (relayhost.h: [host]:port, host, user:password@host:port); read
+ *         it with config_str and relayhost_parse.  The password is never
+ *         printed: config_print writes user:****@host.
  */
 #ifndef CORREIO_CONFIG_H
 #define CORREIO_CONFIG_H
@@ -45,6 +54,8 @@ typedef enum {
     PARAM_CHOICE,
     PARAM_RESTRICTIONS,
     PARAM_MAPS,
+    PARAM_TRANSPORT,
+    PARAM_RELAYHOST,
 } param_type;
 
 /* One row of the parameter table (config_params.c). */
@@ -52,7 +63,8 @@ typedef struct param_def {
     const char *name;
     param_type  type;
     const char *def;       /* default, in the file's syntax; may use $name */
-    long long   min, max;  /* INT, SIZE (bytes), TIME (milliseconds) */
+    long long   min, max;  /* INT, SIZE (bytes), TIME (milliseconds);
+                            * TRANSPORT: max = allowed kinds (transport.h) */
     const char *doc;       /* one line, shown by `correio config -d` */
 } param_def;
 

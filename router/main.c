@@ -2,17 +2,42 @@
  * (PULL), routes every recipient (routing.c) and pushes the envelope on
  * to delivery.  It owns nothing yet: an envelope lost here is sent again
  * by the ingress. */
+#include "log.h"
 #include "pass_stage.h"
 #include "routing.h"
 #include "stage.h"
+#include "xalloc.h"
+
+typedef struct router {
+    stage_t   *st;
+    routing_t *routing;     /* the tables of the configuration in use */
+} router_t;
 
 /* router_transform - every recipient routed; routing reads the current
- * configuration per envelope, so a reload needs nothing more. */
+ * configuration per envelope, its tables notice file changes by
+ * themselves. */
 static uint8_t *router_transform(void *ctx, const Envelope *env, size_t *len)
 {
-    stage_t *st = ctx;
+    router_t *rt = ctx;
 
-    return routing_route_envelope(env, st->cfg, len);
+    return routing_route_envelope(rt->routing, env, rt->st->cfg, len);
+}
+
+/* router_reload - SIGHUP: open the tables the new configuration names;
+ * if one cannot be opened, keep the old ones and say so. */
+static void router_reload(void *ctx, const config_t *cfg)
+{
+    router_t *rt = ctx;
+    char *err = NULL;
+    routing_t *fresh = routing_open(cfg, &err);
+
+    if (!fresh) {
+        log_warn("reload: %s; the routing tables in use stay", err);
+        xfree(&err);
+        return;
+    }
+    routing_close(&rt->routing);
+    rt->routing = fresh;
 }
 
 int main(int argc, char **argv)
@@ -22,14 +47,20 @@ int main(int argc, char **argv)
         .output_param = "delivery_endpoint",
         .admin_param = "router_admin_endpoint",
         .transform = router_transform,
+        .reload = router_reload,
     };
     stage_t st;
+    router_t rt = {.st = &st};
+    char *err = NULL;
 
     stage_start(&st, "router", argc, argv);
     /* No network listener: become mail_owner before any socket or
      * file is made, so that they all belong to it. */
     stage_drop_privileges(&st);
-    pass_stage_run(&st, &ops, &st);
+    if ((rt.routing = routing_open(st.cfg, &err)) == NULL)
+        log_fatal("%s", err);
+    pass_stage_run(&st, &ops, &rt);
+    routing_close(&rt.routing);
     stage_finish(&st);
     return 0;
 }

@@ -1,18 +1,33 @@
 /* routing.h - where each recipient's copy goes.
  *
- * Today: a recipient whose domain is in mydestination goes to a local
- * Maildir (mail_root/DOMAIN/LOCALPART, both lower-cased, as the users map
- * is case-insensitive); any other domain is relayed over SMTP to that
- * domain.  A local part that cannot safely be a directory name (empty,
- * starting with '.', holding '/', white space, control or non-ASCII
- * bytes) is never turned into a path: the recipient gets ROUTE_ERROR
- * "5.1.3 unsafe mailbox name".  Aliases, virtual maps and the routing
- * table are later issues; they slot in before routing_decide's domain
- * test.
+ * Per recipient, in this order (the first rule that applies decides):
+ *   0. a recipient in mydestination whose local part cannot safely be a
+ *      directory name (empty, starting with '.', holding '/', white space,
+ *      control or non-ASCII bytes) is never turned into a path: it gets
+ *      ROUTE_ERROR "5.1.3 unsafe mailbox name";
+ *   1. transport_maps (transport.h values), looked up as Postfix's
+ *      transport(5): the full address, then the domain, then each parent
+ *      domain as ".parent.domain", then "*"; every table is asked for one
+ *      key before the next key is tried.  "smtp:" without a next hop means
+ *      the recipient's domain;
+ *   2. a domain in mydestination: local_transport (maildir: ROUTE_MAILDIR,
+ *      mailbox "domain/local" under mail_root, both lower-cased as the
+ *      users map is case-insensitive; lmtp:...: ROUTE_LMTP to that next
+ *      hop, the mailbox recorded too);
+ *   3. a domain in backup_domains (or a subdomain of one, as the ingress
+ *      matches relay_domains): an address in users_file is delivered as in
+ *      2; any other goes on to the domain's MX hosts (delivery drops this
+ *      host and the less preferred ones from the MX list);
+ *   4. anything else: relayhost when set (its next hop, never its
+ *      credentials), else the recipient's domain (MX lookup).
+ * A message the classifier marked spam that ends in a local Maildir gets
+ * Recipient.folder = spam_folder.  Other local parts, aliases and virtual
+ * maps slot in before rule 1 later.
  */
 #ifndef CORREIO_ROUTER_ROUTING_H
 #define CORREIO_ROUTER_ROUTING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "config.h"
@@ -20,19 +35,46 @@
 
 #define ROUTING_UNSAFE_TEXT "5.1.3 unsafe mailbox name"
 
+/* The tables routing reads: transport_maps and users_file. */
+typedef struct routing routing_t;
+
+/* routing_open - open the tables that cfg names.  NULL, with *err
+ * (malloc'ed, the caller frees it) naming the table and what is wrong,
+ * when one cannot be opened.  The result does not point into cfg. */
+routing_t *routing_open(const config_t *cfg, char **err);
+/* routing_close - free *r and set it to NULL; NULL is fine. */
+void routing_close(routing_t **r);
+
+/* Which rule decided, for the log line. */
+typedef enum {
+    ROUTING_BY_SAFETY,
+    ROUTING_BY_TRANSPORT_MAPS,
+    ROUTING_BY_MYDESTINATION,
+    ROUTING_BY_BACKUP_DOMAINS,
+    ROUTING_BY_RELAYHOST,
+    ROUTING_BY_DOMAIN,
+} routing_rule;
+
 /* One recipient's route; every string is malloc'ed and owned by it. */
 typedef struct routing_decision {
-    Correio__RouteKind route;   /* ROUTE_MAILDIR, ROUTE_RELAY or ROUTE_ERROR */
-    char *nexthop;              /* maildir: the address; relay: the domain */
-    char *mailbox;              /* maildir: "domain/localpart", else "" */
-    char *status_text;          /* error: why, else "" */
+    Correio__RouteKind route;   /* MAILDIR, LMTP, RELAY, DISCARD or ERROR */
+    char *nexthop;              /* maildir, error, discard: the address;
+                                 * relay: "domain" or a relayhost.h next hop;
+                                 * lmtp: "unix:/path" or "[host]:port" */
+    char *mailbox;              /* maildir, lmtp: "domain/localpart", else "" */
+    char *status_text;          /* error: why; discard: the table's text; else "" */
+    char *folder;               /* maildir: spam_folder for spam, else "" */
+    routing_rule rule;
 } routing_decision;
 
-/* routing_decide - route address.  mydestination is the NULL-terminated
- * list of local domains; an address without a domain (RCPT TO:<postmaster>)
- * is taken as being at myhostname. */
-void routing_decide(const char *const *mydestination, const char *myhostname,
-                    const char *address, routing_decision *out);
+/* routing_decide - route address under cfg.  An address without a domain
+ * (RCPT TO:<postmaster>) is taken as being at myhostname; spam says the
+ * classifier marked the message as spam.  Returns 0 with *out filled, or
+ * -1 (a warning logged, *out empty) when a table cannot be read now or
+ * holds a value that does not parse: the recipient cannot be routed
+ * until that is fixed. */
+int routing_decide(routing_t *r, const config_t *cfg, const char *address, bool spam,
+                   routing_decision *out);
 void routing_decision_free(routing_decision *d);
 
 /* routing_mailbox_safe - can local (a lower-cased, unquoted local part)
@@ -41,7 +83,11 @@ bool routing_mailbox_safe(const char *local);
 
 /* routing_route_envelope - decide every recipient of env (logging one
  * line per recipient) and encode env with the routes filled in.  env is
- * not changed.  Returns fresh memory (free it), *len its size. */
-uint8_t *routing_route_envelope(const Envelope *env, const config_t *cfg, size_t *len);
+ * not changed.  Returns fresh memory (free it), *len its size; NULL when
+ * a recipient could not be routed now (routing_decide returned -1): the
+ * envelope is then dropped here and the ingress, which still holds it,
+ * sends it again later. */
+uint8_t *routing_route_envelope(routing_t *r, const Envelope *env, const config_t *cfg,
+                                size_t *len);
 
 #endif

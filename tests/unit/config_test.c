@@ -102,6 +102,17 @@ static const struct good_case {
     {"mail_owner = a\nmail_root = /m/$mail_owner\nsmtpd_banner = $mail_root\n",
      "smtpd_banner", "/m/a", 0},
     {"smtpd_banner = x\r\n", "smtpd_banner", "x", 0},
+    /* transports and next hops (read as text) */
+    {"local_transport = lmtp:unix:/run/dovecot/lmtp\n", "local_transport",
+     "lmtp:unix:/run/dovecot/lmtp", 0},
+    {"local_transport = lmtp:[127.0.0.1]:24\n", "local_transport", "lmtp:[127.0.0.1]:24", 0},
+    {"local_transport = local\n", "local_transport", "local", 0},
+    {"relayhost = [smtp.example.net]:587\n", "relayhost", "[smtp.example.net]:587", 0},
+    {"relayhost = user@example.net:s3cret@[smtp.example.net]:587\n", "relayhost",
+     "user@example.net:s3cret@[smtp.example.net]:587", 0},
+    {"relayhost =\n", "relayhost", "", 0},
+    {"best_mx_transport = local\n", "best_mx_transport", "local", 0},
+    {"best_mx_transport =\n", "best_mx_transport", "", 0},
 };
 
 static void test_good(void **state)
@@ -168,6 +179,24 @@ static const struct bad_case {
     {"\nsmtpd_banner = $nothing here\n", ":2: smtpd_banner: '$nothing here': unknown parameter $nothing"},
     {"smtpd_banner = ${myhostname\n", ":1: smtpd_banner: '${myhostname': missing '}' after ${"},
     {"smtpd_banner = a $ b\n", ":1: smtpd_banner: 'a $ b': '$' without a parameter name (write $$ for a $)"},
+    {"local_transport = procmail\n",
+     ":1: local_transport: unknown transport \"procmail\" (use local, smtp:, lmtp:, "
+     "error: or discard:)"},
+    {"local_transport = lmtp:\n",
+     ":1: local_transport: lmtp: needs a next hop (lmtp:unix:/path or lmtp:[host]:port)"},
+    {"local_transport = lmtp:host\n",
+     ":1: local_transport: lmtp: \"host\" needs a port (lmtp:[host]:24)"},
+    {"\nlocal_transport = smtp:[relay.example]:25\n",
+     ":2: local_transport: 'smtp:[relay.example]:25': the smtp transport is not allowed here"},
+    {"local_transport = error:5.1.1 no\n",
+     ":1: local_transport: 'error:5.1.1 no': the error transport is not allowed here"},
+    {"local_transport =\n", ":1: local_transport: empty transport"},
+    {"relayhost = [smtp.example.net]:99999\n", ":1: relayhost: bad port 99999"},
+    {"relayhost = user:s3cret@\n", ":1: relayhost: credentials without a host"},
+    {"relayhost = user@[smtp.example.net]\n",
+     ":1: relayhost: credentials without a password (expected user:password@host)"},
+    {"relayhost = smtp example\n", ":1: relayhost: white space or control character in next hop"},
+    {"best_mx_transport = lmtp\n", ":1: best_mx_transport: 'lmtp' is not one of: local"},
     /* an error in a referenced value is reported where it is used */
     {"message_size_limit = $smtpd_recipient_limit\n", ":1: message_size_limit: '1000' is out of range (1k..4g)"},
 };
@@ -206,6 +235,45 @@ static void test_loops(void **state)
             fail_msg("loop %zu accepted", i);
         assert_non_null(strstr(err, "correio.conf:"));
         free(err);
+    }
+}
+
+/* the relayhost's password never leaves the process in config_print */
+static void test_relayhost_masked(void **state)
+{
+    static const struct {
+        const char *value, *shown;
+    } cases[] = {
+        {"user:s3cret@[smtp.example.net]:587", "user:****@[smtp.example.net]:587"},
+        {"me@example.net:s3:cret@smtp.example.net", "me@example.net:****@smtp.example.net"},
+        {"[smtp.example.net]:587", "[smtp.example.net]:587"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err = NULL, *out = NULL, *text, *want;
+        size_t outlen = 0;
+        config_t *cfg;
+        FILE *f;
+
+        text = xasprintf("relayhost = %s\n", cases[i].value);
+        cfg = load_text(text, &err);
+        if (cfg == NULL)
+            fail_msg("case %zu: %s", i, err);
+        assert_string_equal(config_str(cfg, "relayhost"), cases[i].value);
+        want = xasprintf("relayhost = %s\n", cases[i].shown);
+        for (int what = CONFIG_SHOW_EFFECTIVE; what <= CONFIG_SHOW_CHANGED; what++) {
+            if (what == CONFIG_SHOW_DEFAULTS)
+                continue;
+            f = open_memstream(&out, &outlen);
+            config_print(cfg, f, (config_show)what);
+            fclose(f);
+            assert_null(strstr(out, "s3"));
+            assert_non_null(strstr(out, want));
+            free(out);
+        }
+        free(want);
+        free(text);
+        config_free(&cfg);
     }
 }
 
@@ -257,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_bad),
         cmocka_unit_test(test_loops),
         cmocka_unit_test(test_path_and_print),
+        cmocka_unit_test(test_relayhost_masked),
     };
     int rc;
 

@@ -1,6 +1,7 @@
 /* maildir_test.c - Maildir delivery: the file lands in new/ with LF line
  * ends, trace and prepended header fields first, a unique name carrying
- * S=<size>, and nothing left in tmp/. */
+ * S=<size>, and nothing left in tmp/; Maildir++ folders; Delivered-To
+ * loop detection. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -174,6 +175,108 @@ static void test_maildir_stable_id(void **state)
     xfree(&tmpdir);
 }
 
+/* A folder is MAILDIR/.NAME/, a Maildir with a maildirfolder marker; the
+ * inbox Maildir is made too. */
+static void test_maildir_folder(void **state)
+{
+    (void)state;
+    char root[] = "/tmp/maildir_test.XXXXXX";
+    assert_non_null(mkdtemp(root));
+    const char *body = "Subject: spam\r\n\r\nbuy\r\n";
+    maildir_msg m = {.sender = "s@example.org", .recipient = "demo@example.test",
+                     .body = body, .body_len = strlen(body), .folder = "Junk"};
+    char err[256], names[4][256];
+    struct stat sb;
+
+    assert_int_equal(maildir_deliver(root, "example.test/demo", &m, NULL, err, sizeof err), 0);
+    static const char *const dirs[] = {"cur", "new", "tmp", ".Junk", ".Junk/cur", ".Junk/new",
+                                       ".Junk/tmp"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        char *p = xasprintf("%s/example.test/demo/%s", root, dirs[i]);
+        assert_int_equal(stat(p, &sb), 0);
+        assert_true(S_ISDIR(sb.st_mode));
+        assert_int_equal(sb.st_mode & 0777, 0700);
+        xfree(&p);
+    }
+    char *marker = xasprintf("%s/example.test/demo/.Junk/maildirfolder", root);
+    assert_int_equal(stat(marker, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+    assert_int_equal(sb.st_size, 0);
+    char *junknew = xasprintf("%s/example.test/demo/.Junk/new", root);
+    char *inboxnew = xasprintf("%s/example.test/demo/new", root);
+    assert_int_equal(maildir_test_names(junknew, names, 4), 1);
+    assert_int_equal(maildir_test_names(inboxnew, names, 4), 0);
+    /* the size in the name is the file's, as for the inbox */
+    maildir_test_names(junknew, names, 4);
+    char *sz = xasprintf(",S=%zu", maildir_msg_size(&m));
+    assert_non_null(strstr(names[0], sz));
+    /* nested Maildir++ names and the inbox */
+    m.folder = "Lists.correio";
+    assert_int_equal(maildir_deliver(root, "example.test/demo", &m, NULL, err, sizeof err), 0);
+    m.folder = "";
+    assert_int_equal(maildir_deliver(root, "example.test/demo", &m, NULL, err, sizeof err), 0);
+    assert_int_equal(maildir_test_names(inboxnew, names, 4), 1);
+    char *nested = xasprintf("%s/example.test/demo/.Lists.correio/new", root);
+    assert_int_equal(maildir_test_names(nested, names, 4), 1);
+    /* a name that is not a folder is refused, never made into a path */
+    static const char *const bad[] = {"../x", ".Junk", "a/b", "x..y", "Junk.", "tab\there",
+                                      "caf\xc3\xa9"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        m.folder = bad[i];
+        assert_false(maildir_folder_valid(bad[i]));
+        assert_int_equal(maildir_deliver(root, "example.test/demo", &m, NULL, err, sizeof err),
+                         MAILDIR_UNSAFE);
+    }
+    assert_true(maildir_folder_valid("Junk"));
+    assert_true(maildir_folder_valid("Spam Box"));
+    assert_false(maildir_folder_valid(""));
+    xfree(&sz);
+    xfree(&nested);
+    xfree(&marker);
+    xfree(&junknew);
+    xfree(&inboxnew);
+    char *cmd = xasprintf("rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+    xfree(&cmd);
+}
+
+/* Delivered-To: RECIPIENT in the header section means the message was
+ * here before; in the body, or for someone else, it does not. */
+static void test_maildir_loop(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        const char *prepended;     /* NULL: none */
+        bool        loop;
+    } cases[] = {
+        {"Delivered-To: demo@example.test\r\nSubject: x\r\n\r\nhi\r\n", NULL, true},
+        {"Subject: x\r\nDELIVERED-TO:   Demo@Example.TEST  \r\n\r\nhi\r\n", NULL, true},
+        {"Delivered-To : <demo@example.test>\r\n\r\nhi\r\n", NULL, true},
+        {"Delivered-To:\r\n demo@example.test\r\n\r\nhi\r\n", NULL, true},
+        {"Subject: x\r\n\r\nhi\r\n", "Delivered-To: demo@example.test\r\n", true},
+        {"Delivered-To: other@example.test\r\n\r\nhi\r\n", NULL, false},
+        {"Delivered-To: demo@example.test.evil\r\n\r\nhi\r\n", NULL, false},
+        {"X-Delivered-To: demo@example.test\r\n\r\nhi\r\n", NULL, false},
+        {"Subject: x\r\n\r\nDelivered-To: demo@example.test\r\n", NULL, false},
+        {"\r\nDelivered-To: demo@example.test\r\n", NULL, false},
+        {"Subject: x\r\n X-Folded: Delivered-To: demo@example.test\r\n\r\n", NULL, false},
+        {"", NULL, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ProtobufCBinaryData h = {0, NULL};
+        if (cases[i].prepended) {
+            h.len = strlen(cases[i].prepended);
+            h.data = (uint8_t *)cases[i].prepended;
+        }
+        maildir_msg m = {.sender = "", .recipient = "demo@example.test",
+                         .headers = &h, .n_headers = cases[i].prepended ? 1 : 0,
+                         .body = cases[i].body, .body_len = strlen(cases[i].body)};
+        if (maildir_delivered_to_loop(&m) != cases[i].loop)
+            fail_msg("case %zu: loop should be %d", i, cases[i].loop);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +284,8 @@ int main(void)
         cmocka_unit_test(test_maildir_stable_id),
         cmocka_unit_test(test_maildir_null_sender_and_injection),
         cmocka_unit_test(test_maildir_refuses),
+        cmocka_unit_test(test_maildir_folder),
+        cmocka_unit_test(test_maildir_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,66 +1,124 @@
-/* routing_test.c - the router's per-recipient decision: local Maildir,
- * relay, and every local part that must never become a path. */
+/* routing_test.c - the router's per-recipient decision: the safety check,
+ * transport_maps and its lookup order, mydestination with each
+ * local_transport, backup_domains, relayhost, the domain's MX, the spam
+ * folder, and every local part that must never become a path. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include "../../router/routing.h"
+#include "map.h"
+#include "xalloc.h"
 
 #define MAILDIR CORREIO__ROUTE_KIND__ROUTE_MAILDIR
 #define RELAY   CORREIO__ROUTE_KIND__ROUTE_RELAY
 #define ERROR   CORREIO__ROUTE_KIND__ROUTE_ERROR
+#define LMTP    CORREIO__ROUTE_KIND__ROUTE_LMTP
+#define DISCARD CORREIO__ROUTE_KIND__ROUTE_DISCARD
 
-static const char *const mydest[] = {"example.test", "localhost", "mx.example.test", NULL};
+static char dir[] = "/tmp/routing_test.XXXXXX";
 
-static const struct {
-    const char        *address;
-    Correio__RouteKind route;
-    const char        *mailbox;   /* maildir */
-    const char        *nexthop;
-} cases[] = {
-    {"demo@example.test", MAILDIR, "example.test/demo", "demo@example.test"},
-    {"Demo@EXAMPLE.Test", MAILDIR, "example.test/demo", "Demo@EXAMPLE.Test"},
-    {"first.last+tag@example.test", MAILDIR, "example.test/first.last+tag", NULL},
-    {"postmaster", MAILDIR, "mx.example.test/postmaster", NULL},
-    {"\"John\"@example.test", MAILDIR, "example.test/john", NULL},
-    {"\"a\\b\"@example.test", MAILDIR, "example.test/ab", NULL},
-    {"user@other.test", RELAY, "", "other.test"},
-    {"user@Other.TEST", RELAY, "", "other.test"},
-    {"user@sub.example.test", RELAY, "", "sub.example.test"},
-    /* nothing below may become a directory */
-    {"\"a/b\"@example.test", ERROR, "", NULL},
-    {"\"../x\"@example.test", ERROR, "", NULL},
-    {"\"..\"@example.test", ERROR, "", NULL},
-    {"\".\"@example.test", ERROR, "", NULL},
-    {".hidden@example.test", ERROR, "", NULL},
-    {"\"\"@example.test", ERROR, "", NULL},
-    {"@example.test", ERROR, "", NULL},
-    {"\"john doe\"@example.test", ERROR, "", NULL},
-    {"\"a\\/b\"@example.test", ERROR, "", NULL},
-    {"\"tab\there\"@example.test", ERROR, "", NULL},
-    {"\"caf\xc3\xa9\"@example.test", ERROR, "", NULL},
-    {"\"a@b\"@example.test", ERROR, "", NULL},
-    {"\"unterminated@example.test", ERROR, "", NULL},
-    {"\"x\\\"@example.test", ERROR, "", NULL},
-    {"a\\b@example.test", ERROR, "", NULL},
-};
+static void write_file(const char *name, const char *text)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+    xfree(&path);
+}
 
-static void test_routing_table(void **state)
+/* build_map - write name as a text table and compile it (hash:). */
+static void build_map(const char *name, const char *text)
+{
+    char *path = xasprintf("%s/%s", dir, name), *err = NULL;
+    write_file(name, text);
+    if (map_build(path, &err) < 0)
+        fail_msg("map_build %s: %s", name, err);
+    xfree(&path);
+}
+
+/* load - correio.conf from the common lines plus extra. */
+static config_t *load(const char *extra)
+{
+    char *text = xasprintf("myhostname = mx.example.test\n"
+                           "mydestination = example.test, localhost, mx.example.test\n"
+                           "users_file = users\n%s", extra);
+    char *err = NULL;
+    write_file("correio.conf", text);
+    xfree(&text);
+    config_t *cfg = config_load(dir, &err);
+    if (!cfg)
+        fail_msg("config: %s", err);
+    return cfg;
+}
+
+static int setup(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    assert_non_null(mkdtemp(dir));
+    write_file("users", "demo@example.test:{PLAIN}x\nKnown@Backup.test:{PLAIN}x\n");
+    build_map("transport",
+              "special@example.test   smtp:[10.0.0.1]:2525\n"
+              "moved@other.test       error:5.1.6 user has moved\n"
+              "other.test             smtp:\n"
+              "sub.test               discard:gone\n"
+              ".sub.test              relay:[sub-relay.test]\n"
+              "lmtp.test              lmtp:unix:/run/dovecot/lmtp\n"
+              "localish.test          local\n"
+              "# the full address beats the domain in any table order\n"
+              "order.test             error:5.0.0 domain won\n"
+              "broken.test            frobnicate:x\n");
+    build_map("transport2",
+              "who@order.test         smtp:[address.won]\n"
+              "example.test           error:5.0.0 second table\n");
+    build_map("wild", "*  smtp:[smarthost.test]:25\nexample.test local\n");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char *cmd = xasprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    xfree(&cmd);
+    return 0;
+}
+
+typedef struct route_case {
+    const char        *address;
+    bool               spam;
+    Correio__RouteKind route;
+    const char        *nexthop;   /* NULL: not checked */
+    const char        *mailbox;
+    const char        *folder;
+    const char        *text;      /* status_text */
+    routing_rule       rule;
+} route_case;
+
+static void check_cases(const char *conf, const route_case *cases, size_t n)
+{
+    config_t *cfg = load(conf);
+    char *err = NULL;
+    routing_t *r = routing_open(cfg, &err);
+    if (!r)
+        fail_msg("routing_open: %s", err);
+    for (size_t i = 0; i < n; i++) {
+        const route_case *c = &cases[i];
         routing_decision d;
-        routing_decide(mydest, "mx.example.test", cases[i].address, &d);
-        assert_int_equal(d.route, cases[i].route);
-        assert_string_equal(d.mailbox, cases[i].mailbox);
-        if (cases[i].nexthop)
-            assert_string_equal(d.nexthop, cases[i].nexthop);
-        if (d.route == ERROR)
-            assert_string_equal(d.status_text, ROUTING_UNSAFE_TEXT);
-        else
-            assert_string_equal(d.status_text, "");
+        if (routing_decide(r, cfg, c->address, c->spam, &d) != 0)
+            fail_msg("%s: not routed", c->address);
+        if (d.route != c->route || (c->nexthop && strcmp(d.nexthop, c->nexthop))
+            || strcmp(d.mailbox, c->mailbox) || strcmp(d.folder, c->folder)
+            || strcmp(d.status_text, c->text) || d.rule != c->rule)
+            fail_msg("%s: got route=%d nexthop=%s mailbox=%s folder=%s text=%s rule=%d",
+                     c->address, d.route, d.nexthop, d.mailbox, d.folder, d.status_text,
+                     d.rule);
         if (d.route == MAILDIR) {
             const char *slash = strchr(d.mailbox, '/');
             assert_non_null(slash);
@@ -69,6 +127,192 @@ static void test_routing_table(void **state)
         }
         routing_decision_free(&d);
     }
+    routing_close(&r);
+    assert_null(r);
+    config_free(&cfg);
+}
+
+#define U ROUTING_UNSAFE_TEXT
+#define BY_SAFE ROUTING_BY_SAFETY
+#define BY_MAPS ROUTING_BY_TRANSPORT_MAPS
+#define BY_DEST ROUTING_BY_MYDESTINATION
+#define BY_BACKUP ROUTING_BY_BACKUP_DOMAINS
+#define BY_RELAYHOST ROUTING_BY_RELAYHOST
+#define BY_DOMAIN ROUTING_BY_DOMAIN
+
+/* No tables, no relayhost: today's behaviour. */
+static const route_case plain_cases[] = {
+    {"demo@example.test", false, MAILDIR, "demo@example.test", "example.test/demo", "", "", BY_DEST},
+    {"Demo@EXAMPLE.Test", false, MAILDIR, "Demo@EXAMPLE.Test", "example.test/demo", "", "", BY_DEST},
+    {"first.last+tag@example.test", false, MAILDIR, NULL, "example.test/first.last+tag", "", "", BY_DEST},
+    {"postmaster", false, MAILDIR, NULL, "mx.example.test/postmaster", "", "", BY_DEST},
+    {"\"John\"@example.test", false, MAILDIR, NULL, "example.test/john", "", "", BY_DEST},
+    {"\"a\\b\"@example.test", false, MAILDIR, NULL, "example.test/ab", "", "", BY_DEST},
+    {"demo@example.test", true, MAILDIR, NULL, "example.test/demo", "Junk", "", BY_DEST},
+    {"user@other.test", false, RELAY, "other.test", "", "", "", BY_DOMAIN},
+    {"user@Other.TEST", false, RELAY, "other.test", "", "", "", BY_DOMAIN},
+    {"user@sub.example.test", true, RELAY, "sub.example.test", "", "", "", BY_DOMAIN},
+    /* nothing below may become a directory */
+    {"\"a/b\"@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"\"../x\"@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"\"..\"@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"\".\"@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {".hidden@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"\"\"@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"\"john doe\"@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"\"a\\/b\"@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"\"tab\there\"@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"\"caf\xc3\xa9\"@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"\"a@b\"@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"\"unterminated@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"\"x\\\"@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+    {"a\\b@example.test", false, ERROR, NULL, "", "", U, BY_SAFE},
+};
+
+static void test_routing_plain(void **state)
+{
+    (void)state;
+    check_cases("", plain_cases, sizeof plain_cases / sizeof plain_cases[0]);
+}
+
+/* transport_maps first, then mydestination, backup_domains, relayhost. */
+static const route_case table_cases[] = {
+    /* the full address beats everything, also for a local domain */
+    {"special@example.test", false, RELAY, "[10.0.0.1]:2525", "", "", "", BY_MAPS},
+    {"Special@Example.TEST", true, RELAY, "[10.0.0.1]:2525", "", "", "", BY_MAPS},
+    /* the address beats the domain ("other.test smtp:") */
+    {"moved@other.test", false, ERROR, "moved@other.test", "", "",
+     "5.1.6 user has moved", BY_MAPS},
+    /* "smtp:" with no next hop: the recipient's domain */
+    {"anyone@other.test", false, RELAY, "other.test", "", "", "", BY_MAPS},
+    /* exact domain vs. ".parent" */
+    {"x@sub.test", false, DISCARD, "x@sub.test", "", "", "gone", BY_MAPS},
+    {"x@a.sub.test", false, RELAY, "[sub-relay.test]", "", "", "", BY_MAPS},
+    {"x@b.a.sub.test", false, RELAY, "[sub-relay.test]", "", "", "", BY_MAPS},
+    {"x@notsub.test", false, RELAY, "[relay.example]:587", "", "", "", BY_RELAYHOST},
+    {"x@lmtp.test", false, LMTP, "unix:/run/dovecot/lmtp", "lmtp.test/x", "", "", BY_MAPS},
+    {"x@localish.test", true, MAILDIR, "x@localish.test", "localish.test/x", "Spam", "", BY_MAPS},
+    {"\"a/b\"@localish.test", false, ERROR, NULL, "", "", U, BY_MAPS},
+    /* key order over table order: the address in the second table beats
+     * the domain in the first */
+    {"who@order.test", false, RELAY, "[address.won]", "", "", "", BY_MAPS},
+    {"other@order.test", false, ERROR, NULL, "", "", "5.0.0 domain won", BY_MAPS},
+    /* a local domain's domain key in a table decides too */
+    {"demo@example.test", false, ERROR, NULL, "", "", "5.0.0 second table", BY_MAPS},
+    {"demo@localhost", true, LMTP, "[127.0.0.1]:24", "localhost/demo", "", "", BY_DEST},
+    /* backup MX: a local account is delivered here, the rest goes on */
+    {"known@backup.test", false, LMTP, "[127.0.0.1]:24", "backup.test/known", "", "", BY_BACKUP},
+    {"stranger@backup.test", false, RELAY, "backup.test", "", "", "", BY_BACKUP},
+    {"stranger@mail.backup.test", false, RELAY, "mail.backup.test", "", "", "", BY_BACKUP},
+    {"x@unrelated.test", false, RELAY, "[relay.example]:587", "", "", "", BY_RELAYHOST},
+};
+
+static void test_routing_tables(void **state)
+{
+    (void)state;
+    check_cases("transport_maps = hash:transport, hash:transport2\n"
+                "backup_domains = backup.test\n"
+                "local_transport = lmtp:[127.0.0.1]:24\n"
+                "spam_folder = Spam\n"
+                "relayhost = user:secret@[relay.example]:587\n",
+                table_cases, sizeof table_cases / sizeof table_cases[0]);
+}
+
+/* "*" is the last key tried; maildir local_transport for a backup domain */
+static const route_case wild_cases[] = {
+    {"demo@example.test", true, MAILDIR, NULL, "example.test/demo", "Junk", "", BY_MAPS},
+    {"x@anywhere.test", false, RELAY, "[smarthost.test]:25", "", "", "", BY_MAPS},
+    {"postmaster", false, RELAY, "[smarthost.test]:25", "", "", "", BY_MAPS},
+};
+
+static const route_case backup_cases[] = {
+    {"known@backup.test", true, MAILDIR, "known@backup.test", "backup.test/known", "Junk", "",
+     BY_BACKUP},
+    {"Known@BACKUP.test", false, MAILDIR, NULL, "backup.test/known", "", "", BY_BACKUP},
+    {"nobody@backup.test", false, RELAY, "backup.test", "", "", "", BY_BACKUP},
+    {"x@elsewhere.test", false, RELAY, "relay.example", "", "", "", BY_RELAYHOST},
+};
+
+static void test_routing_wildcard_and_backup(void **state)
+{
+    (void)state;
+    check_cases("transport_maps = hash:wild\n", wild_cases,
+                sizeof wild_cases / sizeof wild_cases[0]);
+    check_cases("backup_domains = .backup.test\nrelayhost = relay.example\n", backup_cases,
+                sizeof backup_cases / sizeof backup_cases[0]);
+}
+
+/* A value that does not parse: the recipient waits, the envelope is not
+ * passed on; a table that cannot be opened is an error at open. */
+static void test_routing_bad_table(void **state)
+{
+    (void)state;
+    config_t *cfg = load("transport_maps = hash:transport\n");
+    char *err = NULL;
+    routing_t *r = routing_open(cfg, &err);
+    assert_non_null(r);
+    routing_decision d;
+    assert_int_equal(routing_decide(r, cfg, "x@broken.test", false, &d), -1);
+    assert_null(d.nexthop);
+
+    Recipient r1 = CORREIO__RECIPIENT__INIT, r2 = CORREIO__RECIPIENT__INIT;
+    r1.address = "demo@example.test";
+    r2.address = "x@broken.test";
+    Recipient *rcpts[] = {&r1, &r2};
+    Envelope env = CORREIO__ENVELOPE__INIT;
+    env.queue_id = "0123456789ABCDEFG";
+    env.rcpt = rcpts;
+    env.n_rcpt = 2;
+    size_t len = 0;
+    assert_null(routing_route_envelope(r, &env, cfg, &len));
+    routing_close(&r);
+    config_free(&cfg);
+
+    cfg = load("transport_maps = hash:missing\n");
+    assert_null(routing_open(cfg, &err));
+    assert_non_null(strstr(err, "transport_maps: "));
+    assert_non_null(strstr(err, "missing"));
+    xfree(&err);
+    config_free(&cfg);
+}
+
+/* The envelope leaves with routes and the spam folder filled in. */
+static void test_routing_envelope(void **state)
+{
+    (void)state;
+    config_t *cfg = load("");
+    char *err = NULL;
+    routing_t *r = routing_open(cfg, &err);
+    assert_non_null(r);
+    Recipient r1 = CORREIO__RECIPIENT__INIT, r2 = CORREIO__RECIPIENT__INIT;
+    r1.address = "demo@example.test";
+    r2.address = "x@remote.test";
+    Recipient *rcpts[] = {&r1, &r2};
+    Verdict v = CORREIO__VERDICT__INIT;
+    v.is_spam = true;
+    Envelope env = CORREIO__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.queue_id = "0123456789ABCDEFG";
+    env.rcpt = rcpts;
+    env.n_rcpt = 2;
+    env.verdict = &v;
+    size_t len = 0;
+    uint8_t *packed = routing_route_envelope(r, &env, cfg, &len);
+    assert_non_null(packed);
+    Envelope *back = wire_unpack_envelope(packed, len, "test");
+    assert_non_null(back);
+    assert_int_equal(back->rcpt[0]->route, MAILDIR);
+    assert_string_equal(back->rcpt[0]->mailbox, "example.test/demo");
+    assert_string_equal(back->rcpt[0]->folder, "Junk");
+    assert_int_equal(back->rcpt[1]->route, RELAY);
+    assert_string_equal(back->rcpt[1]->nexthop, "remote.test");
+    assert_string_equal(back->rcpt[1]->folder, "");
+    assert_string_equal(r1.folder, "");       /* the input is untouched */
+    wire_free_envelope(&back);
+    xfree(&packed);
+    routing_close(&r);
+    config_free(&cfg);
 }
 
 static void test_routing_mailbox_safe(void **state)
@@ -90,8 +334,12 @@ static void test_routing_mailbox_safe(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routing_table),
+        cmocka_unit_test(test_routing_plain),
+        cmocka_unit_test(test_routing_tables),
+        cmocka_unit_test(test_routing_wildcard_and_backup),
+        cmocka_unit_test(test_routing_bad_table),
+        cmocka_unit_test(test_routing_envelope),
         cmocka_unit_test(test_routing_mailbox_safe),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }
