@@ -1,6 +1,6 @@
 /* main.c - correio-delivery: takes routed envelopes from the router
  * (PULL), owns them durably in its LMDB queue, acks them to their ingress
- * and delivers them (scheduler.c does the work). */
+ * and delivers them: Maildir, SMTP, LMTP (scheduler.c does the work). */
 #include <errno.h>
 #include <string.h>
 #include <zmq.h>
@@ -31,13 +31,14 @@ int main(int argc, char **argv)
 
     while (!stage_stopping()) {
         bool accepting = scheduler_accepting(sched);
-        zmq_pollitem_t items[4] = {
+        zmq_pollitem_t items[5] = {
             {NULL, st.signal_fd, ZMQ_POLLIN, 0},
             {admin, 0, ZMQ_POLLIN, 0},
             {NULL, scheduler_results_fd(sched), ZMQ_POLLIN, 0},
+            {scheduler_submit_socket(sched), 0, ZMQ_POLLIN, 0},
             {in, 0, ZMQ_POLLIN, 0},
         };
-        if (zmq_poll(items, accepting ? 4 : 3, scheduler_timeout_ms(sched)) < 0) {
+        if (zmq_poll(items, accepting ? 5 : 4, scheduler_timeout_ms(sched)) < 0) {
             if (errno == EINTR)
                 continue;
             log_fatal("zmq_poll: %s", zmq_strerror(errno));
@@ -47,11 +48,13 @@ int main(int argc, char **argv)
             if (sig & STAGE_SIG_STOP)
                 break;
             if (sig & STAGE_SIG_RELOAD)
-                stage_reload(&st, NULL, NULL);   /* mail_root and backoff are read at each use */
+                stage_reload(&st, scheduler_reload, sched);
         }
         if (items[1].revents & ZMQ_POLLIN)
             admin_serve(admin, "delivery", scheduler_admin, sched);
-        if (accepting && (items[3].revents & ZMQ_POLLIN))
+        if (items[3].revents & ZMQ_POLLIN)
+            scheduler_submit_ready(sched);
+        if (accepting && (items[4].revents & ZMQ_POLLIN))
             scheduler_receive(sched, in);
         scheduler_run(sched);
     }

@@ -49,8 +49,8 @@ outbound_t *outbound_start(outbound_settings *settings, results_t *box);
  * on (SIGHUP); sessions under way finish with the old ones. */
 void outbound_reconfigure(outbound_t *o, outbound_settings *settings);
 /* outbound_submit - deliver recipients rcpt[0..n) of m (their route and
- * nexthop are in m's envelope and are the same for all n); takes one
- * reference of m.  Every result carries tag. */
+ * nexthop are in m's envelope and are the same for all n); adds its own
+ * reference of m (work_msg_ref), as workers_submit does.  Every result carries tag. */
 void outbound_submit(outbound_t *o, work_msg *m, const unsigned *rcpt, size_t n, unsigned tag);
 /* outbound_stats - one line for the "stats" admin command:
  * "connections=N idle=N destinations=N jobs=N". */

@@ -8,6 +8,7 @@
  * rewritten through a shallow copy, so a decoded Envelope is never
  * modified. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include "lmdb_util.h"
 #include "log.h"
@@ -144,10 +145,15 @@ bool queue_rcpt_final(Correio__RcptState s)
     return s == CORREIO__RCPT_STATE__RCPT_DELIVERED || s == CORREIO__RCPT_STATE__RCPT_FAILED;
 }
 
+void queue_rcpt_set_str(char **field, const char *text)
+{
+    xfree(field);
+    *field = xstrdup(text ? text : "");
+}
+
 void queue_rcpt_set_status(queue_rcpt *r, const char *text)
 {
-    xfree(&r->status);
-    r->status = xstrdup(text ? text : "");
+    queue_rcpt_set_str(&r->status, text);
 }
 
 void queue_rec_set_hold(queue_rec *r, bool hold, const char *reason)
@@ -195,9 +201,19 @@ static queue_rec *queue_decode(const char *qid, const MDB_val *v)
     for (size_t i = 0; i < n; i++) {
         memcpy(&r->rcpt[i].next_us, p + QUEUE_HDR_FIXED + i * sizeof(uint64_t),
                sizeof(uint64_t));
-        r->rcpt[i].state = env->rcpt[i]->state;
-        r->rcpt[i].attempts = env->rcpt[i]->attempts;
-        r->rcpt[i].status = xstrdup(env->rcpt[i]->status_text);
+        const Recipient *rc = env->rcpt[i];
+        queue_rcpt *q = &r->rcpt[i];
+        q->state = rc->state;
+        q->attempts = rc->attempts;
+        q->status = xstrdup(rc->status_text);
+        snprintf(q->dsn_status, sizeof q->dsn_status, "%s", rc->dsn_status);
+        q->remote_mta = xstrdup(rc->remote_mta);
+        q->diagnostic = xstrdup(rc->diagnostic);
+        q->dsn_sent = rc->dsn_sent;
+        q->last_attempt_us = rc->last_attempt;
+        q->relayed = rc->relayed;
+        q->route = rc->route;
+        q->mailbox = xstrdup(rc->mailbox);
     }
     return r;
 }
@@ -223,6 +239,14 @@ int queue_put(queue_txn *t, const queue_rec *r)
         copies[i].state = r->rcpt[i].state;
         copies[i].attempts = r->rcpt[i].attempts;
         copies[i].status_text = r->rcpt[i].status;
+        copies[i].dsn_status = (char *)r->rcpt[i].dsn_status;
+        copies[i].remote_mta = r->rcpt[i].remote_mta;
+        copies[i].diagnostic = r->rcpt[i].diagnostic;
+        copies[i].dsn_sent = r->rcpt[i].dsn_sent;
+        copies[i].last_attempt = r->rcpt[i].last_attempt_us;
+        copies[i].relayed = r->rcpt[i].relayed;
+        copies[i].route = r->rcpt[i].route;
+        copies[i].mailbox = r->rcpt[i].mailbox;
         ptrs[i] = &copies[i];
         next[i] = r->rcpt[i].next_us;
     }
@@ -339,8 +363,12 @@ void queue_rec_free(queue_rec **rp)
     queue_rec *r = *rp;
     if (!r)
         return;
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
         xfree(&r->rcpt[i].status);
+        xfree(&r->rcpt[i].remote_mta);
+        xfree(&r->rcpt[i].diagnostic);
+        xfree(&r->rcpt[i].mailbox);
+    }
     xfree(&r->rcpt);
     xfree(&r->hold_reason);
     xfree(&r->queue_id);

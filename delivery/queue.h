@@ -3,7 +3,8 @@
  *
  *   envelopes  queue id -> record: per-recipient next retry time, then the
  *              packed Envelope whose Recipient fields carry each
- *              recipient's state, attempts and last status text, and
+ *              recipient's state, attempts, last result (text and DSN
+ *              facts), the notices sent about it, and
  *              whose hold/hold_reason say whether it is on hold (as the
  *              ingress sent it, or as `correio queue hold/release` set it)
  *   done       queue id -> 8 bytes, wall time (us) the id was finished;
@@ -26,12 +27,21 @@
 typedef struct queue queue_t;
 typedef struct queue_txn queue_txn;
 
-/* One recipient's delivery state, decoded from a record. */
+/* One recipient's delivery state, decoded from a record.  Strings are
+ * owned and never NULL. */
 typedef struct queue_rcpt {
     Correio__RcptState state;
     uint32_t           attempts;
-    uint64_t           next_us;   /* next retry, wall time in us; 0 = none */
-    char              *status;    /* last result's text, owned, never NULL */
+    uint64_t           next_us;       /* next retry, wall time in us; 0 = none */
+    char              *status;        /* last result's text */
+    char               dsn_status[16];/* last result's enhanced status */
+    char              *remote_mta;    /* last result's peer, "" if none */
+    char              *diagnostic;    /* its reply, "" if none */
+    uint32_t           dsn_sent;      /* Notify bits of the notices sent */
+    uint64_t           last_attempt_us;
+    bool               relayed;       /* delivered to a server without DSN */
+    Correio__RouteKind route;         /* may change: best_mx_transport = local */
+    char              *mailbox;       /* with route MAILDIR */
 } queue_rcpt;
 
 /* A decoded record.  env (owned, may be taken by setting it NULL) is as
@@ -87,6 +97,9 @@ size_t queue_prune_done(queue_t *q, uint64_t before_us, size_t max);
 bool queue_rcpt_final(Correio__RcptState s);
 /* queue_rcpt_set_status - replace r's status text with a copy of text. */
 void queue_rcpt_set_status(queue_rcpt *r, const char *text);
+/* queue_rcpt_set_str - replace the owned string *field with a copy of
+ * text (NULL: ""). */
+void queue_rcpt_set_str(char **field, const char *text);
 /* queue_rec_set_hold - put r on hold with a copy of reason, or (hold
  * false) release it: the reason is cleared and every recipient that is
  * not final becomes due at once (its backoff is forgotten).  Only r in

@@ -1,7 +1,8 @@
 /* scheduler.h - delivery's queue manager: takes envelopes off the PULL
  * socket into the LMDB queue (group commit, then OWNED events), decides
  * when each recipient is tried (at once, or after backoff), hands Maildir
- * jobs to the workers, and records their results (batched); keeps held
+ * jobs to the workers and SMTP/LMTP jobs to the outbound engine, records
+ * their results (batched), sends notices to senders, and keeps held
  * envelopes off the schedule until they are released.  Everything here
  * runs on the main thread. */
 #ifndef CORREIO_DELIVERY_SCHEDULER_H
@@ -31,9 +32,17 @@ void scheduler_run(scheduler_t *s);
 /* scheduler_timeout_ms - how long the loop may sleep before
  * scheduler_run has something to do (-1: until input arrives). */
 long scheduler_timeout_ms(const scheduler_t *s);
-/* scheduler_admin - admin_handler for "queue-list", "queue-hold" and
- * "queue-release" (args: queue ids or "ALL"; the reply lists the
- * messages that changed, status 1 names ids not in the queue), "stats". */
+/* scheduler_submit_socket - the socket that brings the ingress's answers
+ * about notices (poll ZMQ_POLLIN); scheduler_submit_ready reads them. */
+void *scheduler_submit_socket(scheduler_t *s);
+void scheduler_submit_ready(scheduler_t *s);
+/* scheduler_reload - stage_reload's apply for SIGHUP. */
+bool scheduler_reload(void *ctx);
+/* scheduler_admin - admin_handler (queue_admin.c) for the operator's
+ * verbs: "queue-list", "queue-show ID", "queue-hold", "queue-release",
+ * "queue-delete", "queue-requeue" (IDs... or ALL [QUEUE]; the reply
+ * lists the messages that changed, status 1 names ids not in the
+ * queue), "queue-flush", "stats". */
 void scheduler_admin(void *ctx, const AdminRequest *req, AdminReply *reply);
 /* scheduler_free - stop the workers, record what they finished, close
  * the queue and the event sockets. */

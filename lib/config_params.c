@@ -9,6 +9,7 @@
  */
 #include <limits.h>
 #include "config.h"
+#include "transport.h"
 
 #define KB 1024LL
 #define MB (1024LL * KB)
@@ -178,15 +179,16 @@ const param_def config_params[] = {
      "a message over the recipient's quota: bounce it, or defer and retry"},
 
     /* --- SMTP and LMTP client (delivery) */
-    {"relayhost", PARAM_STR, "", 0, 0,
+    {"relayhost", PARAM_RELAYHOST, "", 0, 0,
      "default next hop for remote mail: [host]:port, host (MX lookup), user:pass@host:port"},
     {"transport_maps", PARAM_MAPS, "", 0, 0,
      "address or domain -> local, smtp:[host]:port, lmtp:unix:/path, error:text, discard:"},
-    {"local_transport", PARAM_STR, "maildir", 0, 0,
+    {"local_transport", PARAM_TRANSPORT, "maildir", 0,
+     TRANSPORT_ALLOW(TRANSPORT_MAILDIR) | TRANSPORT_ALLOW(TRANSPORT_LMTP),
      "how mail for local accounts is delivered: maildir, or lmtp:unix:/path or lmtp:[host]:port"},
     {"backup_domains", PARAM_LIST, "", 0, 0,
      "domains this host is a backup MX for: local accounts get their mail, the rest goes to the primary"},
-    {"best_mx_transport", PARAM_STR, "", 0, 0,
+    {"best_mx_transport", PARAM_CHOICE, "", 0, 0,
      "when this host is the best MX of a relayed domain: local (deliver here); empty: bounce as a loop"},
     {"proxy_interfaces", PARAM_LIST, "", 0, 0,
      "addresses that reach this host through NAT or a proxy; an MX there is this host"},
@@ -266,5 +268,6 @@ const param_choice config_param_choices[] = {
     {"smtpd_tls_security_level", "none may encrypt"},
     {"smtp_tls_security_level", "none may encrypt verify"},
     {"quota_exceeded_action", "bounce defer"},
+    {"best_mx_transport", "local"},
     {0, 0},
 };

@@ -29,7 +29,7 @@ def param_table():
     """[(name, type)] in table order, parsed from lib/config_params.c."""
     with open(os.path.join(REPO, "lib", "config_params.c")) as f:
         src = f.read()
-    rows = re.findall(r'\{\s*"([a-z0-9_]+)"\s*,\s*(PARAM_[A-Z]+)', src)
+    rows = re.findall(r'\{\s*"([A-Za-z0-9_]+)"\s*,\s*(PARAM_[A-Z]+)', src)
     if len(rows) < 10:
         raise TestFailure("could not parse lib/config_params.c (%d rows)" % len(rows))
     return rows
@@ -436,7 +436,9 @@ def test_status_and_restart_after_kill(c):
 
 
 # ---------------------------------------------------------------- queue
-@case(conf={"minimal_backoff_time": "1h"}, fresh=True)
+# relayed through a next hop where nothing listens: deferred, not bounced
+@case(conf={"minimal_backoff_time": "1h", "relayhost": "[127.0.0.1]:%d" % free_port()},
+      fresh=True)
 def test_queue_list_shows_deferred_relay(c):
     p = c.ctl("queue", "list")
     check(p.returncode == 0, "queue list: " + out_of(p))

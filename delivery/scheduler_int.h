@@ -1,0 +1,66 @@
+/* scheduler_int.h - the scheduler's state, shared by its own files only
+ * (scheduler.c: input, schedule, dispatch, results; queue_admin.c: the
+ * operator's verbs).  Nothing outside delivery/scheduler*.c and
+ * delivery/queue_admin.c includes it. */
+#ifndef CORREIO_DELIVERY_SCHEDULER_INT_H
+#define CORREIO_DELIVERY_SCHEDULER_INT_H
+
+#include <zmq.h>
+#include "events.h"
+#include "notices.h"
+#include "outbound.h"
+#include "queue.h"
+#include "results.h"
+#include "sched_heap.h"
+#include "scheduler.h"
+#include "workers.h"
+
+#define SCHED_BATCH 512                    /* envelopes per group commit */
+
+/* One attempt under way (a Maildir job: one recipient; an outbound job:
+ * the recipients of one envelope that share a next hop); its slot
+ * number is the job's tag. */
+typedef struct sched_job {
+    char      queue_id[QID_LEN + 1];       /* "" when the slot is free */
+    unsigned *rcpt;
+    size_t    n, left;                     /* recipients, results still due */
+    bool      outbound;
+} sched_job;
+
+struct scheduler {
+    stage_t     *st;
+    queue_t     *queue;
+    events_t    *events;
+    results_t   *box;
+    workers_t   *workers;
+    outbound_t  *outbound;
+    notices_t   *notices;
+    size_t       max_local, max_outbound;  /* jobs in flight at most */
+    size_t       n_local, n_outbound;      /* jobs in flight */
+    sched_job   *jobs;                     /* max_local + max_outbound slots */
+    size_t       n_jobs;
+    unsigned    *free_jobs;                /* free slot numbers (a stack) */
+    size_t       n_free_jobs;
+    sched_heap   heap;
+    work_result *results;                  /* finished attempts not yet recorded */
+    size_t       n_results, cap_results;
+    int64_t      record_retry_ms;          /* after a failed commit: not before */
+    int64_t      accept_after_ms;          /* after a failed store: not before */
+    int64_t      next_prune_ms;
+    zmq_msg_t    frames[SCHED_BATCH];
+    unsigned long long n_received, n_duplicates, n_delivered, n_deferred, n_failed;
+};
+
+/* sched_busy - the recipients with an attempt under way (a job has it,
+ * or its result is not recorded yet), sorted with sched_item_id_cmp; *n
+ * is how many.  The caller frees the array. */
+sched_item *sched_busy(const scheduler_t *s, size_t *n);
+/* sched_schedule_now - put every recipient of r that is not final, not
+ * held and not in busy on the schedule at now_us. */
+void sched_schedule_now(scheduler_t *s, const queue_rec *r, const sched_item *busy,
+                        size_t n_busy, uint64_t now_us);
+/* sched_rec_state - what a listing shows: "hold", "active" (some
+ * recipient not tried yet) or "deferred". */
+const char *sched_rec_state(const queue_rec *r);
+
+#endif
