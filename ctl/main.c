@@ -33,8 +33,10 @@ static const ctl_command ctl_commands[] = {
      "add or replace a local account (password from stdin or FILE)"},
     {"config", cmd_config, "[-d | -n] [NAME...] | check",
      "effective parameters; -d defaults and docs, -n only those set"},
-    {"queue", cmd_queue, "list | hold ID...|ALL | release ID...|ALL",
-     "list the spool and queue; put messages on hold, release them"},
+    {"queue", cmd_queue,
+     "list [--json] | show ID | summary [--json] [QUEUE...] | flush"
+     " | hold|delete|requeue ID...|-|ALL [QUEUE] | release ID...|-|ALL",
+     "mailq, postsuper, postqueue -f and qshape over every delivery node"},
     {"map", cmd_map, "build FILE... | query SPEC KEY",
      "compile FILE into FILE.lmdb; look KEY up in table SPEC (type:path)"},
     {"help", NULL, "", "this text"},
@@ -48,7 +50,7 @@ static void usage(FILE *out)
                  "  -v       verbose: debug logging\n\ncommands:\n",
             CTL_DEFAULT_CONFIG_DIR);
     for (const ctl_command *c = ctl_commands; c->name; c++) {
-        char line[128];
+        char line[256];
 
         snprintf(line, sizeof(line), "%s %s", c->name, c->usage);
         fprintf(out, "  %-48s %s\n", line, c->summary);
