@@ -6,8 +6,8 @@
  *   classifier: down (no answer from ipc://... within 2000 ms)
  *
  * Exit status 0 when all four stages answer, 1 otherwise, so a test can
- * wait for `correio status` to succeed.  Also home of ctl_admin_call,
- * which `queue list` shares.
+ * wait for `correio status` to succeed.  Also home of ctl_admin_call
+ * and ctl_ipc_listening (admin_nodes.c uses the latter).
  */
 #include <errno.h>
 #include <stdio.h>
