@@ -703,6 +703,8 @@ static void job_give_up(outbound_t *o, job **jp)
         .diagnostic = j->last.diagnostic,
     };
 
+    if (!failed && j->last.status[0] == '5')
+        j->last.status[0] = '4';        /* a deferral says 4.x.x (535 5.7.8 -> 4.7.8) */
     post_all(o, j, &oc);
     job_free(o, jp);
 }
@@ -1347,6 +1349,16 @@ static bool greeted(const smtp_reply *r)
     return !(r->code == 0 && r->stage != NULL && strcmp(r->stage, "greeting") == 0);
 }
 
+/* refused_session - a 5xx to the greeting or to EHLO/HELO: the server
+ * refuses this client.  (A refused AUTH or STARTTLS is this side's
+ * configuration, never a bounce: Postfix's smtp_sasl_auth_soft_bounce.) */
+static bool refused_session(const smtp_reply *r)
+{
+    return r->code / 100 == 5 && r->stage != NULL
+           && (strcmp(r->stage, "greeting") == 0 || strcmp(r->stage, "EHLO") == 0
+               || strcmp(r->stage, "HELO") == 0);
+}
+
 /* conn_setup_failed - the session failed before MAIL: j moves on (to the
  * same address without TLS once, when TLS failed at level may). */
 static void conn_setup_failed(outbound_t *o, conn *c, const smtp_reply *r, bool tls_failed)
@@ -1358,7 +1370,7 @@ static void conn_setup_failed(outbound_t *o, conn *c, const smtp_reply *r, bool 
 
     if (greeted(r))
         j->sessions++;
-    if (r->code / 100 != 5)
+    if (!refused_session(r))
         j->all_5xx = false;
     failure_set(&j->last, r->status, reply_text(c, r), c->peer,
                 r->code ? c->addr.host : NULL, r->code ? r->text : NULL);
