@@ -78,6 +78,11 @@ static bool sender_gets_notices(const config_t *cfg, const Envelope *env)
     return !config_bool(cfg, "bounce_only_local_senders") || sender_is_local(cfg, env);
 }
 
+bool notices_withheld(const notices_t *n, const Envelope *env)
+{
+    return env->reverse_path[0] && !sender_gets_notices(n->st->cfg, env);
+}
+
 static uint64_t lifetime_us(const config_t *cfg, const Envelope *env)
 {
     const char *p = env->reverse_path[0] ? "maximal_queue_lifetime" : "bounce_queue_lifetime";

@@ -38,6 +38,9 @@ void notices_free(notices_t **n);
  * when LMDB refused (abort t). */
 int notices_store(const notices_t *n, queue_txn *t, const queue_rec *r, uint64_t now_us,
                   bool *finished, bool *pending);
+/* notices_withheld - does bounce_only_local_senders keep notices from
+ * env's sender (a sender that is neither <> nor local)? */
+bool notices_withheld(const notices_t *n, const Envelope *env);
 /* notices_due_any - does some recipient of r need a notice now? */
 bool notices_due_any(const notices_t *n, const queue_rec *r, uint64_t now_us);
 /* notices_want - qid's record (committed) has notices due: send them. */

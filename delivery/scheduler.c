@@ -336,6 +336,13 @@ static void sched_apply(scheduler_t *s, queue_rec *rec, const work_result *res,
                       : q->state == CORREIO__RCPT_STATE__RCPT_FAILED ? "5.0.0" : "4.0.0";
     sched_after_log(after, xasprintf("%s: to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)",
                                      rec->queue_id, to, relay, delay, dsn, status, ptext));
+    if (q->state == CORREIO__RCPT_STATE__RCPT_FAILED && notices_withheld(s->notices, env)) {
+        char from[300];
+        log_printable(from, sizeof from, env->reverse_path, strlen(env->reverse_path));
+        sched_after_log(after, xasprintf("%s: sender <%s> is not local "
+                                         "(bounce_only_local_senders = yes): no non-delivery "
+                                         "notice for <%s>", rec->queue_id, from, to));
+    }
 }
 
 /* sched_record - write every waiting result in one transaction. */
