@@ -16,12 +16,15 @@
 #    before/after each scenario) and, at the end, peak memory (VmHWM);
 # 3. stops correio and runs ../shared/bench/postfix-bench.sh (relative to
 #    the repo) with small RUNS/N so the whole bench stays under ~10 min;
-# 4. prints a comparison table with ratios correio/postfix.
+# 4. prints a comparison table with ratios correio/postfix;
+# 5. runs bench/outbound.sh: correio and Postfix relaying N_OUT messages
+#    to an smtp-sink (relayhost), with their own comparison.
 # Nothing is asserted.
 #
 # Knobs: N_1K [4000] N_100K [800] N_LAT [500] SESSIONS [20] PORT [free]
 #        WORK [/var/tmp/correio-bench] POSTFIX [1] (0 skips Postfix)
 #        PF_RUNS [1] PF_N_1K [$N_1K] PF_N_100K [$N_100K] PF_N_LAT [$N_LAT]
+#        OUTBOUND [1] (0 skips bench/outbound.sh) N_OUT [2000]
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # make bench runs it with sh
 set -uo pipefail
 export LC_ALL=C
@@ -253,4 +256,10 @@ row latency_1s_new_conn   "$(co latency_1s_new_conn ms/msg)"   "$(pf latency_new
 row latency_1s_reused     "$(co latency_1s_reused ms/msg)"     "$(pf latency_one_conn_reused)"  ms/msg "lower is better; postfix: relay mode"
 pf_cpu=$(awk '$1 == "cpu_ms_per_msg_maildir_1KB" { for (i = 2; i <= NF; i++) if ($i ~ /^postfix_total=/) { sub(/postfix_total=/, "", $i); print $i } }' "$PF_OUT")
 row cpu_ms_per_msg_1KB    "$(co cpu_ms_per_msg_accept_1KB_20s total)"         "$pf_cpu"                        ms/msg "lower is better; postfix: cpu_ms_per_msg_maildir_1KB total"
+
+# ---------------------------------------------------------------- outbound
+if [ "${OUTBOUND:-1}" = 1 ]; then
+    echo
+    POSTFIX=$POSTFIX SESSIONS=$SESSIONS timeout 900 bash "$REPO/bench/outbound.sh" "$BUILD"
+fi
 exit 0

@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
 liblmdb-dev lmdb-utils libssl-dev libc-ares-dev libcrypt-dev libcmocka-dev
 swaks python3 python3-zmq openssl postfix procps iproute2 perl clang
-libpcre2-dev unbound python3-dnslib bind9-dnsutils"
+libpcre2-dev unbound python3-dnslib bind9-dnsutils dovecot-core dovecot-lmtpd"
 
 missing=""
 for p in $PKGS; do
@@ -22,7 +22,9 @@ if [ -n "$missing" ]; then
         exit 1
     fi
     # postfix is only a test peer and load generator (smtp-source); never
-    # let its package configure a system instance.
+    # let its package configure a system instance.  Dovecot (LMTP, and
+    # SASL for the test Postfix) is a test peer too: tests/peers/ start
+    # private instances of both on loopback.
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

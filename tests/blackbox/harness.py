@@ -8,6 +8,11 @@ Standard library only.  Run the tests with Debian's /usr/bin/python3.
     c.wait_for_maildir_count("demo@example.test", 1, timeout=20)
     c.stop()                                   # SIGTERM, wait, kill -9 leftovers
 
+Onward delivery: SmtpPeer (tests/peers/smtp_peer.py), PostfixServer and
+DovecotLmtp start test-owned servers on 127.0.0.x; ensure_dns_lab() starts
+the DNS lab when none runs; send_mail, wait_status, queue_entry,
+wait_notice and parse_dsn look at what delivery did.
+
 Environment:
     CORREIO_BUILD   build directory (default: build), relative to the repo root
     CORREIO_SANITIZER  non-empty when the build has ASan/UBSan (longer timeouts)
@@ -20,6 +25,7 @@ Each case prints one line: "PASS name (1.2s)", "FAIL name: reason" or
 """
 
 import atexit
+import json
 import os
 import re
 import shutil
@@ -121,12 +127,23 @@ def tls_cert():
 
 
 _live = set()
+_cleanup_hooks = []         # more to stop at exit and on SIGTERM (peers, labs)
+
+
+def at_cleanup(fn):
+    """Run fn at exit, and on SIGTERM too (atexit does not then)."""
+    _cleanup_hooks.append(fn)
 
 
 def _cleanup_all():
     for c in list(_live):
         try:
             c.stop()
+        except Exception:
+            pass
+    for hook in list(_cleanup_hooks):
+        try:
+            hook()
         except Exception:
             pass
 
@@ -207,6 +224,11 @@ class Correio:
             self.conf["dns_servers"] = "127.0.0.1:1"
             self.conf["smtpd_peername_lookup"] = "no"
         self.conf.update({k: str(v) for k, v in conf.items()})
+        # a test may choose the listener (e.g. the port its MX peers use,
+        # so that an MX at 127.0.0.1 is this instance): then talk to it
+        m = re.fullmatch(r"127\.0\.0\.1:(\d+)", self.conf["smtpd_listen"].split(",")[0].strip())
+        if m:
+            self.port = int(m.group(1))
         self.users = list(users)
         self.proc = None
         self.logpath = os.path.join(self.dir, "log")
@@ -543,6 +565,541 @@ def unique(prefix="m"):
 
 
 unique.n = 0
+
+
+# ---------------------------------------------------------------- peers
+# Far ends for the delivery stage's SMTP/LMTP client (tests/peers/): the
+# scriptable peer, a real Postfix and a real Dovecot LMTP, each started
+# by the test that needs it on a 127.0.0.x address and stopped after it.
+
+PEERS_DIR = os.path.join(REPO, "tests", "peers")
+
+
+def has_marker(data, marker):
+    """Is marker (from unique()) in data (str or bytes) as a whole word?
+    ("m-1-2" is not in "m-1-20")"""
+    if isinstance(data, bytes):
+        m = marker.encode() if isinstance(marker, str) else marker
+        return re.search(re.escape(m) + rb"(?![0-9A-Za-z_-])", data) is not None
+    return re.search(re.escape(marker) + r"(?![0-9A-Za-z_-])", data) is not None
+PEER_PY = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+_live_peers = set()
+
+
+def _stop_peers():
+    for p in list(_live_peers):
+        try:
+            p.cleanup()
+        except Exception:
+            pass
+
+
+_cleanup_hooks.append(_stop_peers)
+
+
+def shared_port(addrs, avoid=()):
+    """A TCP port free on every address in addrs (127.0.0.x), for peers
+    that must all listen on one port (correio's smtp_default_port)."""
+    with _port_lock:
+        for _ in range(200):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            s.close()
+            if port in _used_ports or port in avoid:
+                continue
+            ok = True
+            for a in addrs:
+                t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    t.bind((a, port))
+                except OSError:
+                    ok = False
+                finally:
+                    t.close()
+                if not ok:
+                    break
+            if ok:
+                _used_ports.add(port)
+                return port
+    raise RuntimeError("no port free on %s" % ", ".join(addrs))
+
+
+def missing_binaries(*paths):
+    """SKIP text naming what is not installed, or None."""
+    gone = [p for p in paths if not os.access(p, os.X_OK)]
+    return ("not installed: %s (mk/deps.sh installs it)" % ", ".join(gone)) if gone else None
+
+
+class SmtpPeer:
+    """tests/peers/smtp_peer.py on addr:port in a process of its own.
+
+        with SmtpPeer("127.0.0.2", port, rcpt={"bad@x": "550 5.1.1 no"}) as p:
+            ...
+            t = p.wait_txn("marker")        # the transaction's event (dict)
+            p.set(rcpt=None)                # from the next connection on
+
+    Behaviour keywords are smtp_peer.py's JSON keys (greeting, ehlo, helo,
+    mail, rcpt, data, dot, content, lmtp, extensions, tls (True: the
+    harness certificate), require_tls, auth, require_auth, maildir)."""
+
+    def __init__(self, addr="127.0.0.2", port=None, tmpdir=None, **behaviour):
+        self.addr = addr
+        self.port = port or shared_port([addr])
+        self.dir = tmpdir or tempfile.mkdtemp(prefix="correio-peer-")
+        self.own_dir = tmpdir is None
+        os.makedirs(self.dir, exist_ok=True)
+        self.events_path = os.path.join(self.dir, "events-%s-%d.jsonl" % (addr, self.port))
+        self.config_path = os.path.join(self.dir, "config-%s-%d.json" % (addr, self.port))
+        self.behaviour = {}
+        self.proc = None
+        self._events = []
+        self._offset = 0
+        self.set(**behaviour)
+
+    def _conf(self, b):
+        b = dict(b)
+        if b.get("tls") is True:
+            cert, key = tls_cert()
+            b["tls_cert"], b["tls_key"] = cert, key
+        b.pop("tls", None)
+        return b
+
+    def set(self, replace=False, **behaviour):
+        """Change the behaviour (merged, or replaced with replace=True);
+        it applies from the peer's next command on (TLS settings: from
+        its next connection)."""
+        self.behaviour = dict(behaviour) if replace else dict(self.behaviour, **behaviour)
+        self.behaviour = {k: v for k, v in self.behaviour.items() if v is not None}
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self._conf(self.behaviour), f)
+        os.replace(tmp, self.config_path)
+        # the peer compares mtime and size: make a change within one
+        # timestamp tick visible too
+        st = os.stat(self.config_path)
+        os.utime(self.config_path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+        return self
+
+    def start(self, timeout=15):
+        self.proc = subprocess.Popen(
+            [PEER_PY, os.path.join(PEERS_DIR, "smtp_peer.py"), "--listen",
+             "%s:%d" % (self.addr, self.port), "--events", self.events_path,
+             "--config", self.config_path, "--exit-with-parent"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.dir, "peer-%s.err" % self.addr), "ab"),
+            start_new_session=True)
+        _live_peers.add(self)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise TestFailure("smtp_peer on %s:%d exited with %s (port taken?)"
+                                  % (self.addr, self.port, self.proc.returncode))
+            return any(e.get("ev") == "ready" for e in self.events())
+        wait_for(ready, timeout, what="smtp_peer ready on %s:%d" % (self.addr, self.port))
+        return self
+
+    def stop(self):
+        _live_peers.discard(self)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        if self.own_dir and os.environ.get("KEEP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    # ------------------------------------------------------------ what it saw
+    def events(self, kind=None):
+        """Every event so far (dicts), or those of one kind."""
+        try:
+            with open(self.events_path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except OSError:
+            chunk = b""
+        end = chunk.rfind(b"\n")
+        if end >= 0:
+            for line in chunk[:end].split(b"\n"):
+                try:
+                    self._events.append(json.loads(line))
+                except ValueError:
+                    pass
+            self._offset += end + 1
+        return [e for e in self._events if kind is None or e.get("ev") == kind]
+
+    def txns(self, marker=None):
+        """Transactions that got to the end of DATA (with marker in their
+        content)."""
+        return [e for e in self.events("txn") if marker is None or has_marker(e.get("data", ""), marker)]
+
+    def delivered(self, marker=None):
+        """Transactions the peer accepted for at least one recipient."""
+        return [t for t in self.txns(marker) if t.get("delivered")]
+
+    def connections(self):
+        return len(self.events("connect"))
+
+    def commands(self, conn=None):
+        return [e for e in self.events("cmd") if conn is None or e["conn"] == conn]
+
+    def wait_event(self, pred, timeout=20, what="an event"):
+        return wait_for(lambda: next((e for e in self.events() if pred(e)), None),
+                        timeout, what="%s at the peer %s:%d" % (what, self.addr, self.port))
+
+    def wait_txn(self, marker, timeout=20, delivered=True):
+        """The first transaction with marker (delivered=True: that the
+        peer accepted)."""
+        def find():
+            ts = self.delivered(marker) if delivered else self.txns(marker)
+            return ts[0] if ts else None
+        return wait_for(find, timeout, what="a transaction with %r at the peer %s:%d"
+                        % (marker, self.addr, self.port))
+
+
+class DovecotLmtp:
+    """A real Dovecot LMTP server (tests/peers/dovecot.sh) on addr:port and
+    the UNIX socket .socket; Maildirs under .dir/mail/DOMAIN/USER/.  Its
+    users: alice/bob@lmtp.test, demo/alice@example.test,
+    relayuser@postfix.test (password "secret").  Also the auth socket
+    .auth_socket for Postfix."""
+    SKIP = staticmethod(lambda: missing_binaries("/usr/sbin/dovecot", "/usr/lib/dovecot/lmtp"))
+
+    def __init__(self, addr="127.0.0.40", port=None):
+        self.addr = addr
+        self.port = port or shared_port([addr])
+        self.dir = tempfile.mkdtemp(prefix="correio-dovecot-")
+        self.socket = os.path.join(self.dir, "run", "lmtp")
+        self.auth_socket = os.path.join(self.dir, "run", "auth-postfix")
+
+    def start(self):
+        p = subprocess.run(["sh", os.path.join(PEERS_DIR, "dovecot.sh"), "start", self.dir,
+                            self.addr, str(self.port)], capture_output=True, text=True,
+                           timeout=60)
+        if p.returncode != 0:
+            raise TestFailure("dovecot.sh start: exit %d: %s" % (p.returncode, p.stderr[-1500:]))
+        _live_peers.add(self)
+        return self
+
+    def stop(self):
+        _live_peers.discard(self)
+        subprocess.run(["sh", os.path.join(PEERS_DIR, "dovecot.sh"), "stop", self.dir],
+                       capture_output=True, timeout=60)
+
+    def cleanup(self):
+        self.stop()
+        if os.environ.get("KEEP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "dovecot.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def messages(self, addr):
+        local, domain = addr.lower().split("@", 1)
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(self.dir, "mail", domain, local, sub)
+            try:
+                names = sorted(os.listdir(d))
+            except OSError:
+                continue
+            for n in names:
+                try:
+                    with open(os.path.join(d, n), "rb") as f:
+                        out.append(f.read())
+                except OSError:
+                    pass
+        return out
+
+    def wait_message(self, addr, marker, timeout=20):
+        return wait_for(lambda: next((x for x in self.messages(addr) if has_marker(x, marker)), None),
+                        timeout, what="%r in Dovecot's Maildir of %s" % (marker, addr))
+
+
+class PostfixServer:
+    """A real Postfix as receiving server (tests/peers/postfix.sh) on
+    addr: .mx_port (STARTTLS offered, mail for postfix.test) and
+    .sub_port (STARTTLS required, AUTH through auth_socket, e.g. a
+    DovecotLmtp's).  Maildirs: .dir/mail/USER/ for USER@postfix.test."""
+    SKIP = staticmethod(lambda: missing_binaries("/usr/sbin/postfix", "/usr/lib/postfix/sbin/smtpd"))
+
+    def __init__(self, addr="127.0.0.30", mx_port=None, sub_port=None, auth_socket=None):
+        self.addr = addr
+        self.mx_port = mx_port or shared_port([addr])
+        self.sub_port = sub_port or shared_port([addr], avoid=(self.mx_port,))
+        self.auth_socket = auth_socket
+        self.dir = tempfile.mkdtemp(prefix="correio-postfix-")
+
+    def start(self):
+        cert, key = tls_cert()
+        args = ["sh", os.path.join(PEERS_DIR, "postfix.sh"), "start", self.dir, self.addr,
+                str(self.mx_port), str(self.sub_port), cert, key]
+        if self.auth_socket:
+            args.append(self.auth_socket)
+        p = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise TestFailure("postfix.sh start: exit %d: %s" % (p.returncode, p.stderr[-1500:]))
+        _live_peers.add(self)
+        return self
+
+    def stop(self):
+        _live_peers.discard(self)
+        subprocess.run(["sh", os.path.join(PEERS_DIR, "postfix.sh"), "stop", self.dir],
+                       capture_output=True, timeout=60)
+
+    def cleanup(self):
+        self.stop()
+        if os.environ.get("KEEP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "maillog"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def messages(self, user):
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(self.dir, "mail", user, sub)
+            try:
+                names = sorted(os.listdir(d))
+            except OSError:
+                continue
+            for n in names:
+                try:
+                    with open(os.path.join(d, n), "rb") as f:
+                        out.append(f.read())
+                except OSError:
+                    pass
+        return out
+
+    def wait_message(self, user, marker, timeout=20):
+        return wait_for(lambda: next((x for x in self.messages(user) if has_marker(x, marker)), None),
+                        timeout, what="%r in the test Postfix's Maildir of %s" % (marker, user))
+
+
+_own_dns_lab = None
+
+
+def ensure_dns_lab():
+    """test_dns(), starting a DNS lab (tests/dns/lab.sh) for this process
+    when none runs (a test file run on its own); None when unbound is
+    missing.  Call it before making Correio instances."""
+    global _own_dns_lab
+    if test_dns():
+        return test_dns()
+    if not os.access("/usr/sbin/unbound", os.X_OK):
+        return None
+    d = tempfile.mkdtemp(prefix="correio-dnslab-")
+    lab = os.path.join(REPO, "tests", "dns", "lab.sh")
+    for _ in range(30):
+        port = 20000 + int.from_bytes(os.urandom(2), "big") % 10000
+        rc = subprocess.run(["sh", lab, "start", d, str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, timeout=60).returncode
+        if rc == 0:
+            _own_dns_lab = d
+
+            def stop_lab():
+                if os.path.isdir(d):
+                    subprocess.run(["sh", lab, "stop", d], timeout=60)
+                    shutil.rmtree(d, True)
+            _cleanup_hooks.append(stop_lab)
+            os.environ["CORREIO_TEST_DNS"] = "127.0.0.1:%d" % port
+            return test_dns()
+        if rc != 2:
+            break
+    shutil.rmtree(d, True)
+    return None
+
+
+# ---------------------------------------------------------------- DSNs
+def parse_dsn(data):
+    """A delivery status notification (bytes) taken apart with the email
+    package: dict(msg=the Message, report=its multipart/report part or
+    None, text=the human part's text, per_message={field: value},
+    recipients=[{field: value} per recipient], original=the returned
+    message or header part (bytes) or None, original_type)."""
+    import email
+    import email.policy
+    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    out = dict(msg=msg, report=None, text=None, per_message={}, recipients=[],
+               original=None, original_type=None)
+    report = next((p for p in msg.walk() if p.get_content_type() == "multipart/report"), None)
+    out["report"] = report
+    if report is None or not report.is_multipart():
+        return out
+    # only the report's own parts: the returned original may hold
+    # anything, a forged delivery-status part too
+    seen_status = False
+    for part in report.get_payload():
+        ctype = part.get_content_type()
+        if ctype == "message/delivery-status" and not seen_status:
+            seen_status = True
+            blocks = part.get_payload()
+            # compat32 gives a list of Message objects, one per block
+            if isinstance(blocks, list):
+                fields = [dict((k.lower(), re.sub(r"\r?\n[ \t]+", " ", v).strip())
+                               for k, v in b.items()) for b in blocks]
+            else:
+                raw = blocks if isinstance(blocks, str) else blocks.decode("latin-1")
+                fields = []
+                for blk in re.split(r"\r?\n\r?\n", raw.strip()):
+                    d = {}
+                    for m in re.finditer(r"(?m)^([A-Za-z-]+):[ \t]*(.*(?:\r?\n[ \t].*)*)", blk):
+                        d[m.group(1).lower()] = re.sub(r"\r?\n[ \t]+", " ", m.group(2)).strip()
+                    fields.append(d)
+            if fields:
+                out["per_message"] = fields[0]
+                out["recipients"] = [f for f in fields[1:] if f]
+        elif ctype in ("message/rfc822", "text/rfc822-headers") and out["original"] is None:
+            out["original_type"] = ctype
+            if ctype == "message/rfc822":
+                inner = part.get_payload()
+                inner = inner[0] if isinstance(inner, list) and inner else inner
+                out["original"] = inner.as_bytes() if hasattr(inner, "as_bytes") else bytes(inner)
+            else:
+                out["original"] = part.get_payload(decode=True) or part.get_payload().encode("latin-1")
+        elif ctype == "text/plain" and out["text"] is None:
+            out["text"] = part.get_payload(decode=True).decode("utf-8", "replace")
+    return out
+
+
+def wait_log(c, pattern, timeout=20, since=0, what=None):
+    """Wait until correio's log (from byte offset since) has a line
+    matching the regular expression; returns the match."""
+    rx = re.compile(pattern)
+    return wait_for(lambda: rx.search(c.log_since(since)), timeout,
+                    what=what or "log line /%s/" % pattern)
+
+
+# ---------------------------------------------------------------- delivery
+def send_mail(c, sender, rcpts, msg, mail_options=(), rcpt_options=None, timeout=30):
+    """One message over a fresh session, checking every reply is 2xx/3xx;
+    rcpt_options: a list for every recipient or {rcpt: [options]}.
+    Returns the queue id from the 250 after the dot."""
+    with smtplib.SMTP("127.0.0.1", c.port, timeout=timeout * SLOW) as s:
+        s.ehlo("client.example")
+        code, text = s.mail(sender, list(mail_options))
+        check(code == 250, "MAIL FROM:<%s> %s: %d %r" % (sender, " ".join(mail_options), code, text))
+        for r in rcpts:
+            opts = (rcpt_options.get(r, []) if isinstance(rcpt_options, dict)
+                    else list(rcpt_options or []))
+            code, text = s.rcpt(r, opts)
+            check(code == 250, "RCPT TO:<%s> %s: %d %r" % (r, " ".join(opts), code, text))
+        code, text = s.data(msg)
+        check(code == 250, "DATA: %d %r" % (code, text))
+    qid = queue_id(text.decode())
+    check(qid, "no queue id in %r" % text)
+    return qid
+
+
+def delivery_status(c, qid, rcpt, status, since=0):
+    """delivery's log line "QID: to=<rcpt>, relay=..., delay=..., [dsn=...,]
+    status=STATUS (...)" (status a regular expression), as a match with
+    groups relay, dsn (None without a dsn= field), status, text."""
+    rx = re.compile(r"%s: to=<%s>, relay=(?P<relay>[^,]*), delay=[0-9.]+,(?: dsn=(?P<dsn>[^, ]*),)?(?: [a-z_]+=[^, ]*,)* status=(?P<status>%s) \((?P<text>.*)\)"
+                    % (re.escape(qid), re.escape(rcpt), status))
+    return rx.search(c.log_since(since))
+
+
+def status_has(line, code):
+    """Does a delivery_status match carry the enhanced status code (in
+    its dsn= field or in its text)?"""
+    return line.group("dsn") == code or re.search(r"(^|\D)%s(\D|$)" % re.escape(code),
+                                                  line.group("text")) is not None
+
+
+def wait_status(c, qid, rcpt, status, timeout=20, since=0):
+    return wait_for(lambda: delivery_status(c, qid, rcpt, status, since), timeout,
+                    what="%s: to=<%s> status=%s in the log" % (qid, rcpt, status))
+
+
+def queue_entry(c, qid):
+    """qid's lines in `correio queue list` (its row and the indented lines
+    under it), or None when it is not listed."""
+    p = c.ctl("queue", "list")
+    lines = p.stdout.splitlines()
+    for i, l in enumerate(lines):
+        if re.match(r"%s[!\s]" % re.escape(qid), l):
+            out = [l]
+            for more in lines[i + 1:]:
+                if not more.startswith("    "):
+                    break
+                out.append(more)
+            return out
+    return None
+
+
+def rcpt_queue_state(c, qid, rcpt):
+    """The state `correio queue list` shows for one recipient of qid
+    ("deferred", "delivered", ...), or None."""
+    e = queue_entry(c, qid) or []
+    for l in e[1:]:
+        f = l.split()
+        if len(f) >= 2 and f[0] == rcpt:
+            return f[1]
+    return None
+
+
+def notices(c, addr, marker, action=None):
+    """The notices (DSNs, parsed with parse_dsn) in addr's Maildir about a
+    message with marker; with action: those with a recipient of that
+    Action (failed, delayed, delivered, relayed)."""
+    out = []
+    for data in c.maildir_messages(addr):
+        if not has_marker(data, marker) or b"delivery-status" not in data.lower():
+            continue
+        d = parse_dsn(data)
+        d["raw"] = data
+        if action is None or any(r.get("action", "").lower() == action
+                                 for r in d["recipients"]):
+            out.append(d)
+    return out
+
+
+def wait_notice(c, addr, marker, action="failed", timeout=30):
+    """The first notice to addr about marker with a recipient whose
+    Action is action."""
+    return wait_for(lambda: (notices(c, addr, marker, action) or [None])[0], timeout,
+                    what="a %s notice about %r in %s's Maildir" % (action, marker, addr))
+
+
+def dsn_rcpt(d, rcpt):
+    """The per-recipient fields of rcpt in a parsed notice, or None."""
+    for r in d["recipients"]:
+        if r.get("final-recipient", "").split(";")[-1].strip().lower() == rcpt.lower():
+            return r
+    return None
 
 
 # ---------------------------------------------------------------- runner

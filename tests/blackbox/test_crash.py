@@ -9,10 +9,23 @@ X-Test-Seq (message) and X-Test-Attempt; clients pace themselves so that sending
 CRASH_MIN_SECONDS (default 10; 6 under sanitizers).  A duplicate is the same attempt
 delivered twice (an unacknowledged earlier attempt of a message that was
 resent is not a duplicate, it is a client retry).
+
+test_kill9_deferred_queue: the same promise for the deferred queue.
+DEFERRED_MESSAGES messages (default 200; 100 under sanitizers) for a
+remote recipient whose server (tests/peers/smtp_peer.py as relayhost)
+answers 451; once every one has been deferred, delivery is kill -9'ed
+each time it has been up DEFERRED_KILL_INTERVAL seconds (default 1),
+DEFERRED_KILLS times (default 3) while it retries (backoff 1-2 s), then
+the server starts accepting (slowly: 0.1 s per message) and as many
+kills follow.  Afterwards every
+message must be at the server at least once; duplicates (a copy handed
+over just before a kill, before delivery recorded it) are counted and
+reported, as the first test does.
 """
 
 import os
 import random
+import re
 import signal
 import smtplib
 import socket
@@ -21,7 +34,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SANITIZER, SLOW, STAGES, case, check, main, wait_for)  # noqa: E402
+from harness import (SANITIZER, SLOW, STAGES, SmtpPeer, case, check, main,  # noqa: E402
+                     send_mail, shared_port, wait_for)
 
 DEMO = "demo@example.test"
 TOTAL = int(os.environ.get("CRASH_MESSAGES", "400" if SANITIZER else "2000"))
@@ -208,6 +222,106 @@ def test_kill9_random_stage(c):
     check(killer.kills["ingress"] > 0 or kills < 4, "the ingress was never killed")
     check(given_up <= TOTAL // 20,
           "clients gave up on %d of %d messages (the system did not recover)" % (given_up, TOTAL))
+
+
+DEFERRED_TOTAL = int(os.environ.get("DEFERRED_MESSAGES", "100" if SANITIZER else "200"))
+DEFERRED_KILL_INTERVAL = float(os.environ.get("DEFERRED_KILL_INTERVAL", "1"))
+DEFERRED_KILLS = int(os.environ.get("DEFERRED_KILLS", "3"))     # per phase
+DEFERRED_PEER = "127.0.0.22"
+DEFERRED_PORT = shared_port([DEFERRED_PEER])
+FAR = "user@far.example"
+
+
+def deferred_message(seq):
+    return ("From: <crash@client.example>\r\nTo: <%s>\r\nSubject: deferred crash %d\r\n"
+            "Message-ID: <deferred.%d.%s@client.example>\r\nX-Test-Seq: %d\r\n\r\n"
+            "deferred message %d\r\n%s\r\n" % (FAR, seq, seq, RUN, seq, seq, "filler " * 30)).encode()
+
+
+class DeliveryKiller(threading.Thread):
+    """kill -9 the delivery stage each time it has been up for interval
+    seconds (so that it gets to work between kills), until stopped.  Few
+    kills: the supervisor doubles its restart delay after each."""
+
+    def __init__(self, c, interval):
+        super().__init__(daemon=True)
+        self.c, self.interval = c, interval
+        self.stop = threading.Event()
+        self.kills = 0
+
+    def run(self):
+        seen, since = None, 0.0
+        while not self.stop.wait(0.05):
+            pid = self.c.stage_pid("delivery")
+            if pid != seen:
+                seen, since = pid, time.monotonic()
+                continue
+            if pid and time.monotonic() - since >= self.interval:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    self.kills += 1
+                except OSError:
+                    pass
+
+
+@case(conf={"relayhost": "[%s]:%d" % (DEFERRED_PEER, DEFERRED_PORT),
+            "minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
+            "smtp_connect_timeout": "3s", "smtp_helo_timeout": "3s",
+            "pipeline_ack_timeout": "2s", "pipeline_ack_timeout_max": "4s"},
+      fresh=True, allow_restarts=True, timeout=6 * DEFERRED_KILLS * DEFERRED_KILL_INTERVAL + DRAIN_DEADLINE + 300)
+def test_kill9_deferred_queue(c):
+    # the server takes its time over each message once it accepts, so
+    # that the kills of the second phase find deliveries under way
+    with SmtpPeer(DEFERRED_PEER, DEFERRED_PORT, rcpt="451 4.3.0 not yet, try again",
+                  dot_delay=0.1) as p:
+        qids = {}
+        for seq in range(DEFERRED_TOTAL):
+            qids[send_mail(c, "crash@client.example", [FAR], deferred_message(seq))] = seq
+
+        def all_deferred():
+            done = set(re.findall(r"(\S+): to=<%s>, relay=[^,]*, delay=[0-9.]+,(?: [a-z_]+=[^, ]*,)* status=deferred"
+                                  % re.escape(FAR), c.log()))
+            return set(qids) <= done
+        wait_for(all_deferred, 120, interval=0.5, what="every message deferred once")
+        killer = DeliveryKiller(c, DEFERRED_KILL_INTERVAL)
+        t0 = time.monotonic()
+        killer.start()
+        # the supervisor's restart delay doubles with each kill (0.1 s, 0.2 s, ...)
+        phase = DEFERRED_KILLS * (DEFERRED_KILL_INTERVAL + 15) + 30
+        try:
+            # kills while the retries are refused, then while messages go out
+            wait_for(lambda: killer.kills >= DEFERRED_KILLS, phase, interval=0.2,
+                     what="%d kills while deferred" % DEFERRED_KILLS)
+            kills_deferred = killer.kills
+            p.set(rcpt=None)
+            wait_for(lambda: killer.kills >= kills_deferred + DEFERRED_KILLS, phase, interval=0.2,
+                     what="%d kills while delivering" % DEFERRED_KILLS)
+        finally:
+            killer.stop.set()
+            killer.join()
+        wait_for(lambda: c.stage_pid("delivery"), 30, what="delivery restarted")
+
+        def seqs():
+            got = {}
+            for t in p.delivered():
+                mm = re.search(r"X-Test-Seq: (\d+)", t["data"])
+                if mm:
+                    got[int(mm.group(1))] = got.get(int(mm.group(1)), 0) + 1
+            return got
+        try:
+            wait_for(lambda: len(seqs()) >= DEFERRED_TOTAL, DRAIN_DEADLINE / SLOW, interval=0.5,
+                     what="every deferred message at the server")
+        except AssertionError:
+            pass
+        got = seqs()
+        missing = sorted(set(range(DEFERRED_TOTAL)) - set(got))
+        duplicates = sum(n - 1 for n in got.values() if n > 1)
+        print("crash_deferred: messages=%d delivered=%d missing=%d duplicates=%d kills=%d "
+              "(while refused %d) connections=%d took=%.1fs"
+              % (DEFERRED_TOTAL, len(got), len(missing), duplicates, killer.kills, kills_deferred,
+                 p.connections(), time.monotonic() - t0), flush=True)
+        check(not missing, "%d deferred message(s) lost, e.g. seq %r" % (len(missing), missing[:10]))
+        check(killer.kills > 0, "the killer killed nothing")
 
 
 if __name__ == "__main__":
