@@ -17,11 +17,12 @@
 #include "fsutil.h"
 #include "log.h"
 #include "quota.h"
+#include "users.h"
 #include "xalloc.h"
 
 #define QUOTA_LOCK_FILE   "maildirsize.lock"
 #define QUOTA_LOCK_STALE  30        /* seconds: a lock this old was left by a crash */
-#define QUOTA_RULE_FIELD  "userdb_quota_rule="
+#define QUOTA_RULE_NAME   "userdb_quota_rule"
 
 /* ------------------------------------------------------------ rules */
 
@@ -387,115 +388,10 @@ int quota_add(const char *root, unsigned long long limit, unsigned long long siz
 
 /* ------------------------------------------------------------ per-user limits */
 
-typedef struct quota_user {
-    char              *address;     /* lower-cased */
-    unsigned long long limit;
-} quota_user;
-
 static struct {
     pthread_mutex_t lock;
-    char           *path;           /* NULL: no users_file */
-    quota_user     *users;          /* sorted by address */
-    size_t          n;
-    bool            present;
-    struct stat     st;
-    time_t          checked;
+    users_t        *users;          /* NULL: no users_file */
 } quota_users = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static int quota_user_cmp(const void *a, const void *b)
-{
-    return strcmp(((const quota_user *)a)->address, ((const quota_user *)b)->address);
-}
-
-static void quota_users_clear(void)
-{
-    for (size_t i = 0; i < quota_users.n; i++)
-        xfree(&quota_users.users[i].address);
-    xfree(&quota_users.users);
-    quota_users.n = 0;
-}
-
-/* quota_users_load - (re)read the file; lock held.  Only users with a
- * rule are kept.  A rule that does not parse is logged and ignored (the
- * default limit applies). */
-static void quota_users_load(void)
-{
-    char *text, *line, *next;
-    size_t cap = 0;
-    unsigned lineno = 0;
-
-    quota_users_clear();
-    quota_users.present = stat(quota_users.path, &quota_users.st) == 0;
-    if ((text = fs_read_file(quota_users.path, NULL)) == NULL) {
-        if (errno != ENOENT)
-            log_warn("%s: cannot read the users file for quotas: %m", quota_users.path);
-        return;
-    }
-    for (line = text; line && *line; line = next) {
-        char *nl = strchr(line, '\n');
-        next = nl ? nl + 1 : NULL;
-        if (nl)
-            *nl = 0;
-        lineno++;
-        if (nl && nl > line && nl[-1] == '\r')
-            nl[-1] = 0;
-        if (*line == 0 || *line == '#')
-            continue;
-        /* address:password:uid:gid:gecos:home:shell:extra fields */
-        char *extra = line;
-        for (int colons = 0; colons < 7 && extra; colons++)
-            if ((extra = strchr(extra, ':')) != NULL)
-                extra++;
-        if (!extra || !*extra)
-            continue;
-        char *save = NULL;
-        for (char *tok = strtok_r(extra, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-            unsigned long long limit;
-            if (strncmp(tok, QUOTA_RULE_FIELD, strlen(QUOTA_RULE_FIELD)) != 0)
-                continue;
-            if (quota_rule_parse(tok + strlen(QUOTA_RULE_FIELD), &limit) < 0) {
-                char shown[128];
-                log_printable(shown, sizeof shown, tok, strlen(tok));
-                log_warn("%s:%u: %s is not a quota rule such as "
-                         "userdb_quota_rule=*:storage=1G; ignored", quota_users.path, lineno,
-                         shown);
-                continue;
-            }
-            size_t alen = strcspn(line, ":");
-            if (quota_users.n == cap) {
-                cap = cap ? cap * 2 : 16;
-                quota_users.users = xrealloc(quota_users.users, cap * sizeof *quota_users.users);
-            }
-            char *addr = xstrndup(line, alen);
-            for (char *c = addr; *c; c++)
-                *c = (char)tolower((unsigned char)*c);
-            quota_users.users[quota_users.n++] = (quota_user){addr, limit};
-        }
-    }
-    xfree(&text);
-    if (quota_users.n)
-        qsort(quota_users.users, quota_users.n, sizeof *quota_users.users, quota_user_cmp);
-}
-
-/* quota_users_refresh - reload when the file changed; lock held. */
-static void quota_users_refresh(void)
-{
-    time_t now = time(NULL);
-    struct stat st;
-
-    if (!quota_users.path || now == quota_users.checked)
-        return;
-    quota_users.checked = now;
-    bool present = stat(quota_users.path, &st) == 0;
-    if (present == quota_users.present
-        && (!present
-            || (st.st_mtim.tv_sec == quota_users.st.st_mtim.tv_sec
-                && st.st_mtim.tv_nsec == quota_users.st.st_mtim.tv_nsec
-                && st.st_size == quota_users.st.st_size && st.st_ino == quota_users.st.st_ino
-                && st.st_dev == quota_users.st.st_dev)))
-        return;
-    quota_users_load();
-}
 
 static void quota_users_lock(void)
 {
@@ -514,14 +410,28 @@ static void quota_users_unlock(void)
 void quota_users_configure(const char *path)
 {
     quota_users_lock();
-    quota_users_clear();
-    xfree(&quota_users.path);
-    if (path) {
-        quota_users.path = xstrdup(path);
-        quota_users_load();
-        quota_users.checked = time(NULL);
-    }
+    users_close(&quota_users.users);
+    if (path)
+        quota_users.users = users_open(path);
     quota_users_unlock();
+}
+
+/* quota_user_rule - the user's own limit into *limit: false when the
+ * user has no rule (or a malformed one, warned). Lock held. */
+static bool quota_user_rule(const char *address, unsigned long long *limit)
+{
+    char rule[256];
+    users_refresh(quota_users.users);
+    const user_entry *e = users_lookup(quota_users.users, address);
+    if (!e || !users_extra_field(e, QUOTA_RULE_NAME, rule, sizeof rule))
+        return false;
+    if (quota_rule_parse(rule, limit) == 0)
+        return true;
+    char shown[128];
+    log_printable(shown, sizeof shown, rule, strlen(rule));
+    log_warn("users_file: %s: %s=%s is not a quota rule such as %s=*:storage=1G; "
+             "mailbox_quota applies", address, QUOTA_RULE_NAME, shown, QUOTA_RULE_NAME);
+    return false;
 }
 
 unsigned long long quota_users_limit(const char *mailbox, unsigned long long dflt)
@@ -532,15 +442,9 @@ unsigned long long quota_users_limit(const char *mailbox, unsigned long long dfl
     if (!slash)
         return dflt;
     char *addr = xasprintf("%s@%.*s", slash + 1, (int)(slash - mailbox), mailbox);
-    for (char *c = addr; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-    quota_user key = {.address = addr};
     quota_users_lock();
-    quota_users_refresh();
-    const quota_user *u = quota_users.n
-        ? bsearch(&key, quota_users.users, quota_users.n, sizeof key, quota_user_cmp) : NULL;
-    if (u)
-        limit = u->limit;
+    if (quota_users.users && !quota_user_rule(addr, &limit))
+        limit = dflt;
     quota_users_unlock();
     xfree(&addr);
     return limit;

@@ -19,8 +19,8 @@
  * The table is process-wide and thread-safe: quota_users_configure (main
  * thread, at start and after a reload) names the file; the workers ask
  * quota_users_limit, which re-reads the file when it has changed (checked
- * at most once a second).  Its own small reader rather than lib/users,
- * whose reload is not safe against concurrent readers.
+ * at most once a second), through lib/users under a mutex (its reload
+ * is not safe against concurrent readers).
  */
 #ifndef CORREIO_DELIVERY_QUOTA_H
 #define CORREIO_DELIVERY_QUOTA_H

@@ -51,7 +51,7 @@ static void *worker(void *arg)
     pthread_mutex_lock(&p->lock);
     for (;;) {
         auth_job_t *j;
-        user_entry e = { "", NULL, "" };
+        user_entry e = {.address = "", .home = "", .extra = ""};
         uint64_t one = 1;
 
         while (!p->todo && !p->stopping)

@@ -64,7 +64,7 @@ static void users_load(users_t *u)
     }
     for (line = u->text; line && *line; line = next) {
         char *nl = strchr(line, '\n');
-        char *field[7] = {0};
+        char *field[8] = {0};
         char *p = line;
         int n = 0;
 
@@ -76,10 +76,10 @@ static void users_load(users_t *u)
             nl[-1] = 0;
         if (*line == 0 || *line == '#')
             continue;
-        /* address:password:uid:gid:gecos:home:rest */
-        while (n < 7) {
+        /* address:password:uid:gid:gecos:home:shell:extra fields */
+        while (n < 8) {
             field[n++] = p;
-            if (n == 7 || (p = strchr(p, ':')) == NULL)
+            if (n == 8 || (p = strchr(p, ':')) == NULL)
                 break;
             *p++ = 0;
         }
@@ -97,6 +97,7 @@ static void users_load(users_t *u)
         u->entries[u->count].address = field[0];
         u->entries[u->count].password = field[1];
         u->entries[u->count].home = n > 5 ? field[5] : "";
+        u->entries[u->count].extra = n > 7 ? field[7] : "";
         u->count++;
     }
     if (u->count == 0)
@@ -116,6 +117,21 @@ static void users_load(users_t *u)
         }
         u->count = out;
     }
+}
+
+bool users_extra_field(const user_entry *e, const char *name, char *out, size_t size)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = e->extra; *p;) {
+        p += strspn(p, " \t");
+        size_t len = strcspn(p, " \t");
+        if (len > nlen && p[nlen] == '=' && strncmp(p, name, nlen) == 0) {
+            snprintf(out, size, "%.*s", (int)(len - nlen - 1), p + nlen + 1);
+            return true;
+        }
+        p += len;
+    }
+    return false;
 }
 
 users_t *users_open(const char *path)

@@ -9,6 +9,7 @@
 #define CORREIO_USERS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct users users_t;
 
@@ -16,6 +17,7 @@ typedef struct user_entry {
     const char *address;   /* lower-cased */
     const char *password;  /* "{SCHEME}hash", may be "" */
     const char *home;      /* may be "" */
+    const char *extra;     /* Dovecot's extra fields, "name=value ...", may be "" */
 } user_entry;
 
 /* users_open - load the file; a missing file is an empty map.  A line
@@ -27,6 +29,9 @@ bool users_refresh(users_t *u);
 const user_entry *users_lookup(users_t *u, const char *address);
 unsigned users_count(const users_t *u);
 void users_close(users_t **u);
+/* users_extra_field - the value of the extra field name ("userdb_quota_rule")
+ * of e into out; false when e has none. */
+bool users_extra_field(const user_entry *e, const char *name, char *out, size_t size);
 
 /* users_hash_password - "{CRYPT}" + a yescrypt hash from libxcrypt with a
  * fresh salt; malloc'ed. */

@@ -67,6 +67,22 @@ static void test_parse_lookup(void **state)
     free(path);
 }
 
+/* Dovecot's extra fields, after the seventh colon. */
+static void test_extra_fields(void **state)
+{
+    (void)state;
+    user_entry e = {.address = "a@b", .password = "", .home = "",
+                    .extra = "userdb_mail=maildir:~/M  userdb_quota_rule=*:storage=1G"};
+    char v[64];
+    assert_true(users_extra_field(&e, "userdb_quota_rule", v, sizeof v));
+    assert_string_equal(v, "*:storage=1G");
+    assert_true(users_extra_field(&e, "userdb_mail", v, sizeof v));
+    assert_string_equal(v, "maildir:~/M");
+    assert_false(users_extra_field(&e, "userdb_quota", v, sizeof v));
+    e.extra = "";
+    assert_false(users_extra_field(&e, "userdb_quota_rule", v, sizeof v));
+}
+
 static void test_missing_file(void **state)
 {
     users_t *u = users_open("/nonexistent/users");
@@ -80,7 +96,7 @@ static void test_missing_file(void **state)
 static void test_verify(void **state)
 {
     char *h = users_hash_password("correct horse");
-    user_entry e = {"x@example.com", h, ""};
+    user_entry e = {.address = "x@example.com", .password = h, .home = "", .extra = ""};
     struct { const char *scheme, *prefix; } schemes[] = {
         {"SHA512-CRYPT", "$6$"}, {"SHA256-CRYPT", "$5$"}, {"BLF-CRYPT", "$2b$"},
         {"MD5-CRYPT", "$1$"},
@@ -213,6 +229,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_lookup),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_extra_fields),
         cmocka_unit_test(test_verify),
         cmocka_unit_test(test_file_set),
         cmocka_unit_test(test_refresh),
