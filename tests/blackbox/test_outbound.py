@@ -205,6 +205,17 @@ def test_mx_loops_back_to_myself(c):
     check("loops back to myself" in d["raw"].decode("latin-1"), "the notice does not say why")
 
 
+@case(conf=mx_variant(best_mx_transport="local", proxy_interfaces="127.0.0.1"), skip=NO_DNS)
+def test_best_mx_transport_local(c):
+    # loop.test's best MX, 127.0.0.1, is this host (through proxy_interfaces,
+    # which matches any port): the copy is delivered here instead
+    m = unique("bestmx")
+    qid = send(c, "User@loop.test", m)
+    wait_status(c, qid, "User@loop.test", "local")
+    c.wait_for_message("user@loop.test", m, timeout=30)
+    wait_status(c, qid, "User@loop.test", "sent")
+
+
 @case(conf=MX_CONF, skip=NO_DNS)
 def test_backup_mx_relays_to_primary(c):
     m = unique("backup")
