@@ -109,20 +109,27 @@ bench: deps all
 	@sh bench/run.sh $(BUILD)
 
 # fuzz: every tests/fuzz/NAME_fuzz.c with clang's libFuzzer, run for
-# FUZZ_SECONDS each.  FUZZ_SRC_NAME lists the sources a target needs.
+# FUZZ_SECONDS each, starting from tests/fuzz/seeds/NAME/ when it exists.
+# FUZZ_SRC_NAME lists the sources a target needs, FUZZ_LIBS_NAME its
+# libraries.
 FUZZ_SECONDS ?= 30
 FUZZ_BASE          := lib/buf.c lib/xalloc.c lib/log.c
 FUZZ_SRC_address   := lib/address.c $(FUZZ_BASE)
 FUZZ_SRC_smtp_data := ingress/smtp_data.c $(FUZZ_BASE)
+FUZZ_SRC_smtp_client := delivery/smtp_client.c lib/tls.c lib/base64.c lib/timeutil.c $(FUZZ_BASE)
+FUZZ_LIBS_smtp_client := -lssl -lcrypto
+FUZZ_SRC_dsn_param := ingress/smtp_command.c lib/address.c $(FUZZ_BASE)
 FUZZ_NAMES := $(patsubst tests/fuzz/%_fuzz.c,%,$(wildcard tests/fuzz/*_fuzz.c))
 
 build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $$(FUZZ_SRC_$$*) $(PROTO_C)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
-	    -o $@ $< $(FUZZ_SRC_$*)
+	    -o $@ $< $(FUZZ_SRC_$*) $(FUZZ_LIBS_$*)
 
 fuzz: $(FUZZ_NAMES:%=build-fuzz/%_fuzz)
 	@for f in $^; do echo "fuzz: $$f for $(FUZZ_SECONDS) s"; mkdir -p $$f.corpus; \
+	    seeds=tests/fuzz/seeds/$$(basename $$f _fuzz); \
+	    if [ -d $$seeds ]; then cp $$seeds/* $$f.corpus/; fi; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$f.corpus > $$f.log 2>&1 \
 	        || { tail -40 $$f.log; echo "fuzz: $$f failed, see $$f.log"; exit 1; }; \
 	    grep stat::number_of_executed_units $$f.log; done
