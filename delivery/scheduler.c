@@ -113,12 +113,15 @@ sched_item *sched_busy(const scheduler_t *s, size_t *n)
 
 const char *sched_rec_state(const queue_rec *r)
 {
+    bool deferred = false;
     if (r->hold)
         return "hold";
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
         if (r->rcpt[i].state == CORREIO__RCPT_STATE__RCPT_PENDING)
             return "active";
-    return "deferred";
+        deferred = deferred || r->rcpt[i].state == CORREIO__RCPT_STATE__RCPT_DEFERRED;
+    }
+    return deferred ? "deferred" : "active";   /* all final: its notices are on their way */
 }
 
 typedef struct sched_startup {

@@ -59,8 +59,10 @@ sched_item *sched_busy(const scheduler_t *s, size_t *n);
  * held and not in busy on the schedule at now_us. */
 void sched_schedule_now(scheduler_t *s, const queue_rec *r, const sched_item *busy,
                         size_t n_busy, uint64_t now_us);
-/* sched_rec_state - what a listing shows: "hold", "active" (some
- * recipient not tried yet) or "deferred". */
+/* sched_rec_state - what a listing shows: "hold", "deferred" (some
+ * recipient waits for a retry and none is untried) or "active" (some
+ * recipient not tried yet, or all are done and notices are on their
+ * way). */
 const char *sched_rec_state(const queue_rec *r);
 
 #endif

@@ -347,6 +347,18 @@ def test_tls_may_delivers_encrypted(c):
         check(t["tls"], "STARTTLS offered but not used")
 
 
+@case(conf=MX_CONF, skip=NO_DNS)
+def test_tls_may_handshake_fails_retried_in_clear(c):
+    # opportunistic TLS that breaks in the handshake: the same server is
+    # tried again without STARTTLS (Postfix does the same), not deferred
+    m = unique("maybroken")
+    with peer("d", tls=True, starttls_break=True) as p:
+        qid = send(c, "user@d.peer.test", m)
+        t = p.wait_txn(m, timeout=30)
+        check(not t["tls"], "delivered over TLS through a broken handshake?")
+        wait_status(c, qid, "user@d.peer.test", "sent")
+
+
 # ---------------------------------------------------------------- protocol
 @case(conf=MX_CONF, skip=NO_DNS)
 def test_ehlo_refused_helo_fallback(c):

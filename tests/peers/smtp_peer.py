@@ -302,6 +302,10 @@ class Session:
             await self.reply(spec, None)
             return
         await self.send("220 2.0.0 ready to start TLS\r\n")
+        if self.conf.get("starttls_break"):
+            # a broken TLS stack: no handshake, just noise and a close
+            await self.send("this is not a TLS record\r\n")
+            raise Close("starttls-break")
         await self.writer.start_tls(self.server.tls_ctx)
         self.tls = True
         self.helo = self.verb = None
