@@ -85,7 +85,7 @@ bool ingress_configure(ingress_t *ig);
 /* ingress_unconfigure - free what ingress_configure made. */
 void ingress_unconfigure(ingress_t *ig);
 
-/* ingress_is_local_domain - is domain one of mydestination? */
+/* ingress_is_local_domain - is domain one of mydestination or virtual_mailbox_domains? */
 bool ingress_is_local_domain(const ingress_t *ig, const char *domain);
 /* ingress_local_user - is address (any case) a local account? */
 bool ingress_local_user(ingress_t *ig, const char *address);

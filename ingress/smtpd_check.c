@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "address.h"
+#include "alias.h"
 #include "log.h"
 #include "map.h"
 #include "restriction.h"
@@ -33,6 +34,7 @@ struct smtpd_checks {
     size_t       n_maps;
     map_t      **login_maps, **size_maps;
     size_t       n_login_maps, n_size_maps;
+    alias_t     *aliases;           /* virtual_alias_maps, alias_maps */
     bool         delay_reject, helo_required, unlisted_recipient, unlisted_sender;
     bool         untrusted_routing;
     int          unknown_address_code, unknown_hostname_code, unknown_client_code;
@@ -51,6 +53,7 @@ static map_t *open_map(smtpd_checks_t *c, const config_t *cfg, const char *spec,
 {
     map_t *m;
 
+    alias_close(&c->aliases);
     for (size_t i = 0; i < c->n_maps; i++)
         if (strcmp(map_spec(c->maps[i]), spec) == 0)
             return c->maps[i];
@@ -101,7 +104,8 @@ smtpd_checks_t *smtpd_checks_open(const config_t *cfg, char **err)
     }
     if (!open_map_list(c, cfg, "smtpd_sender_login_maps", &c->login_maps, &c->n_login_maps, err)
         || !open_map_list(c, cfg, "smtpd_sender_size_limit_maps", &c->size_maps,
-                          &c->n_size_maps, err))
+                          &c->n_size_maps, err)
+        || (c->aliases = alias_open(cfg, err)) == NULL)
         goto fail;
     c->delay_reject = config_bool(cfg, "smtpd_delay_reject");
     c->helo_required = config_bool(cfg, "smtpd_helo_required");
@@ -233,7 +237,40 @@ static const char *dsn_for(int code, const char *detail, char *buf, size_t size)
 
 bool ingress_is_local_domain(const ingress_t *ig, const char *domain)
 {
-    return domain[0] && domain[0] != '[' && domain_list_match(ig->mydestination, domain);
+    return domain[0] && domain[0] != '['
+           && (domain_list_match(ig->mydestination, domain)
+               || domain_list_match(config_list(ig->st->cfg, "virtual_mailbox_domains"),
+                                    domain));
+}
+
+/* local_recipient_known - address is a local account, an alias
+ * (virtual_alias_maps, alias_maps), or (with recipient_delimiter)
+ * user+ext@domain where user@domain is an account.  A table that cannot
+ * be read now counts as knowing it: the router defers the recipient until
+ * the table is fixed, rather than the client being told "unknown". */
+static bool local_recipient_known(ingress_t *ig, const char *address)
+{
+    const char *delims = config_str(ig->st->cfg, "recipient_delimiter");
+    const char *at = strrchr(address, '@');
+    size_t n = at ? (size_t)(at - address) : 0;
+    alias_expansion x;
+
+    if (ingress_local_user(ig, address))
+        return true;
+    if (alias_expand(ig->checks->aliases, ig->st->cfg, address, &x) != 0)
+        return true;
+    bool alias = x.expanded;
+    alias_expansion_free(&x);
+    if (alias)
+        return true;
+    for (size_t i = 1; delims[0] && i < n; i++)
+        if (strchr(delims, address[i])) {
+            char *base = xasprintf("%.*s%s", (int)i, address, at);
+            bool found = ingress_local_user(ig, base);
+            xfree(&base);
+            return found;
+        }
+    return false;
 }
 
 bool ingress_local_user(ingress_t *ig, const char *address)
@@ -694,7 +731,7 @@ static int one(eval_t *e, const restriction *r)
         return client_name_check(e, true);
     case R_REJECT_UNLISTED_RECIPIENT:
         if (e->rcpt && ingress_is_local_domain(ig, address_domain(e->rcpt))
-            && !ingress_local_user(ig, e->rcpt))
+            && !local_recipient_known(ig, e->rcpt))
             return rejected(e, 550, "5.1.1", "%s: Recipient address rejected: "
                             "User unknown in local recipient table", who);
         return 0;

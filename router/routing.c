@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include "address.h"
+#include "alias.h"
 #include "buf.h"
 #include "log.h"
 #include "map.h"
@@ -19,7 +20,8 @@
 struct routing {
     map_t  **maps;          /* transport_maps, in order */
     size_t   n_maps;
-    users_t *users;         /* users_file: local accounts of backup domains */
+    users_t *users;         /* users_file: local accounts */
+    alias_t *aliases;       /* virtual_alias_maps, alias_maps */
 };
 
 /* routing_lower - lower-cased copy of n bytes. */
@@ -107,6 +109,10 @@ routing_t *routing_open(const config_t *cfg, char **err)
         r->maps = xrealloc(r->maps, (r->n_maps + 1) * sizeof *r->maps);
         r->maps[r->n_maps++] = m;
     }
+    if ((r->aliases = alias_open(cfg, err)) == NULL) {
+        routing_close(&r);
+        return NULL;
+    }
     char *users_path = config_path(cfg, "users_file");
     r->users = users_open(users_path);
     xfree(&users_path);
@@ -122,6 +128,7 @@ void routing_close(routing_t **rp)
         map_close(&r->maps[i]);
     xfree(&r->maps);
     users_close(&r->users);
+    alias_close(&r->aliases);
     xfree(rp);
 }
 
@@ -138,7 +145,10 @@ typedef struct routing_rcpt {
     const char *address;    /* as given */
     char       *key;        /* lower-cased local@domain, for lookups */
     char       *domain;     /* lower-cased */
-    char       *local;      /* lower-cased, unquoted; NULL when malformed */
+    char       *local;      /* lower-cased, unquoted; NULL when malformed;
+                             * without its extension once routing_account
+                             * strips it */
+    char       *folder;     /* the extension as a folder name, or NULL */
     bool        spam;
     const config_t *cfg;
 } routing_rcpt;
@@ -182,6 +192,9 @@ static void routing_apply(const transport_t *t, const routing_rcpt *rc, routing_
         if (rc->spam) {
             xfree(&out->folder);
             out->folder = xstrdup(config_str(rc->cfg, "spam_folder"));
+        } else if (rc->folder) {
+            xfree(&out->folder);
+            out->folder = xstrdup(rc->folder);
         }
         break;
     case TRANSPORT_LMTP:
@@ -277,6 +290,53 @@ static void routing_config_transport(const config_t *cfg, const char *name, tran
         log_panic("routing_config_transport: %s passed the config check: %s", name, why);
 }
 
+/* routing_folder_safe - an extension usable as a Maildir++ folder name:
+ * ASCII letters, digits, '-' and '_' only. */
+static bool routing_folder_safe(const char *ext, size_t n)
+{
+    if (n == 0 || n > ADDR_LOCAL_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)ext[i];
+        if (!(isascii(ch) && isalnum(ch)) && ch != '-' && ch != '_')
+            return false;
+    }
+    return true;
+}
+
+/* routing_account - is rc a local account in users_file?  When the exact
+ * address is not one and recipient_delimiter is set, rc's local part
+ * loses its extension (user+foo becomes user, whether or not user is an
+ * account: mydestination does not need one) and the extension becomes
+ * rc->folder when recipient_delimiter_folder asks for it and it is a safe
+ * name.  The answer is then about the address without the extension. */
+static bool routing_account(routing_t *r, routing_rcpt *rc)
+{
+    const char *delims = config_str(rc->cfg, "recipient_delimiter");
+    const char *ext;
+    bool found;
+
+    users_refresh(r->users);
+    if (users_lookup(r->users, rc->key))
+        return true;
+    if (!rc->local || rc->address[0] == '"'
+        || (ext = alias_extension(rc->local, strlen(rc->local), delims)) == NULL)
+        return false;
+    size_t base = (size_t)(ext - rc->local);
+    const char *at = strrchr(rc->address, '@');
+    size_t local_len = at ? (size_t)(at - rc->address) : strlen(rc->address);
+    char *key = xasprintf("%.*s@%s", (int)base, rc->local, rc->domain);
+
+    found = users_lookup(r->users, key) != NULL;
+    if (config_bool(rc->cfg, "recipient_delimiter_folder")
+        && routing_folder_safe(rc->address + base + 1, local_len - base - 1))
+        rc->folder = xmemdup(rc->address + base + 1, local_len - base - 1);
+    rc->local[base] = '\0';
+    xfree(&rc->key);
+    rc->key = key;
+    return found;
+}
+
 int routing_decide(routing_t *r, const config_t *cfg, const char *address, bool spam,
                    routing_decision *out)
 {
@@ -297,7 +357,10 @@ int routing_decide(routing_t *r, const config_t *cfg, const char *address, bool 
         rc.key = xasprintf("%s@%s", lk, rc.domain);
         xfree(&lk);
     }
-    bool local_domain = domain_list_match(mydest, rc.domain);
+    bool virtual_domain = !domain_list_match(mydest, rc.domain)
+                          && domain_list_match(config_list(cfg, "virtual_mailbox_domains"),
+                                               rc.domain);
+    bool local_domain = virtual_domain || domain_list_match(mydest, rc.domain);
 
     if (local_domain && !routing_local_safe(&rc)) {
         out->rule = ROUTING_BY_SAFETY;
@@ -313,16 +376,29 @@ int routing_decide(routing_t *r, const config_t *cfg, const char *address, bool 
         routing_apply(&t, &rc, out);
         goto done;
     }
+    if (virtual_domain) {
+        out->rule = ROUTING_BY_VIRTUAL_MAILBOX_DOMAINS;
+        if (!routing_account(r, &rc)) {
+            char *text = xasprintf("5.1.1 <%s>: Recipient address rejected: "
+                                   "User unknown in virtual mailbox table", address);
+            routing_set(out, CORREIO__ROUTE_KIND__ROUTE_ERROR, address, "", text);
+            xfree(&text);
+            goto done;
+        }
+        routing_config_transport(cfg, "local_transport", &t);
+        routing_apply(&t, &rc, out);
+        goto done;
+    }
     if (local_domain) {
         out->rule = ROUTING_BY_MYDESTINATION;
+        (void)routing_account(r, &rc);      /* strips an extension */
         routing_config_transport(cfg, "local_transport", &t);
         routing_apply(&t, &rc, out);
         goto done;
     }
     if (routing_domain_in(config_list(cfg, "backup_domains"), rc.domain)) {
         out->rule = ROUTING_BY_BACKUP_DOMAINS;
-        users_refresh(r->users);
-        if (users_lookup(r->users, rc.key)) {
+        if (routing_account(r, &rc)) {
             routing_config_transport(cfg, "local_transport", &t);
             routing_apply(&t, &rc, out);
         } else {
@@ -349,6 +425,7 @@ done:
     xfree(&rc.key);
     xfree(&rc.domain);
     xfree(&rc.local);
+    xfree(&rc.folder);
     return rv;
 }
 
@@ -356,76 +433,174 @@ static const char *const routing_rule_names[] = {
     [ROUTING_BY_SAFETY] = "safety",
     [ROUTING_BY_TRANSPORT_MAPS] = "transport_maps",
     [ROUTING_BY_MYDESTINATION] = "mydestination",
+    [ROUTING_BY_VIRTUAL_MAILBOX_DOMAINS] = "virtual_mailbox_domains",
+    [ROUTING_BY_ALIAS] = "alias",
     [ROUTING_BY_BACKUP_DOMAINS] = "backup_domains",
     [ROUTING_BY_RELAYHOST] = "relayhost",
     [ROUTING_BY_DOMAIN] = "domain",
 };
 
-/* routing_log - "QID: to=<x>, route=maildir mailbox=example.test/demo
- * folder=Junk rule=mydestination", one line per recipient. */
-static void routing_log(const char *qid, const char *address, const routing_decision *d)
+/* routing_log - "QID: to=<x>, orig_to=<list>, route=maildir
+ * mailbox=example.test/demo folder=Junk rule=mydestination", one line per
+ * recipient (orig_to when an alias made it). */
+static void routing_log(const char *qid, const char *address, const char *original,
+                        const routing_decision *d)
 {
     char to[ADDR_PATH_MAX + 8], hop[TRANSPORT_NEXTHOP_MAX + 8], text[TRANSPORT_TEXT_MAX + 8];
+    char orig[ADDR_PATH_MAX + 20] = "";
     const char *rule = routing_rule_names[d->rule];
 
     log_printable(to, sizeof to, address, strlen(address));
+    if (original && original[0]) {
+        char o[ADDR_PATH_MAX + 8];
+        log_printable(o, sizeof o, original, strlen(original));
+        snprintf(orig, sizeof orig, " orig_to=<%s>,", o);
+    }
     log_printable(hop, sizeof hop, d->nexthop, strlen(d->nexthop));
     log_printable(text, sizeof text, d->status_text, strlen(d->status_text));
     switch (d->route) {
     case CORREIO__ROUTE_KIND__ROUTE_MAILDIR:
-        log_info("%s: to=<%s>, route=maildir mailbox=%s%s%s rule=%s", qid, to, d->mailbox,
-                 d->folder[0] ? " folder=" : "", d->folder, rule);
+        log_info("%s: to=<%s>,%s route=maildir mailbox=%s%s%s rule=%s", qid, to, orig,
+                 d->mailbox, d->folder[0] ? " folder=" : "", d->folder, rule);
         break;
     case CORREIO__ROUTE_KIND__ROUTE_LMTP:
-        log_info("%s: to=<%s>, route=lmtp nexthop=%s rule=%s", qid, to, hop, rule);
+        log_info("%s: to=<%s>,%s route=lmtp nexthop=%s rule=%s", qid, to, orig, hop, rule);
         break;
     case CORREIO__ROUTE_KIND__ROUTE_RELAY:
-        log_info("%s: to=<%s>, route=relay nexthop=%s rule=%s", qid, to, hop, rule);
+        log_info("%s: to=<%s>,%s route=relay nexthop=%s rule=%s", qid, to, orig, hop, rule);
         break;
     case CORREIO__ROUTE_KIND__ROUTE_DISCARD:
-        log_info("%s: to=<%s>, route=discard text=%s rule=%s", qid, to,
+        log_info("%s: to=<%s>,%s route=discard text=%s rule=%s", qid, to, orig,
                  text[0] ? text : "-", rule);
         break;
     default:
-        log_info("%s: to=<%s>, route=error status=%s rule=%s", qid, to, text, rule);
+        log_info("%s: to=<%s>,%s route=error status=%s rule=%s", qid, to, orig, text, rule);
         break;
     }
+}
+
+/* The recipients of the outgoing envelope, growing as aliases expand. */
+typedef struct routing_out {
+    routing_decision *d;
+    Recipient        *copies;   /* shallow copies of the incoming ones */
+    char            **strings;  /* addresses and originals owned here */
+    size_t            n, n_strings;
+} routing_out;
+
+/* routing_out_has - is address (any case) already one of out's? */
+static bool routing_out_has(const routing_out *o, const char *address)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (strcasecmp(o->copies[i].address, address) == 0)
+            return true;
+    return false;
+}
+
+/* routing_out_keep - a string that lives as long as out. */
+static char *routing_out_keep(routing_out *o, const char *s)
+{
+    o->strings = xrealloc(o->strings, (o->n_strings + 1) * sizeof *o->strings);
+    return o->strings[o->n_strings++] = xstrdup(s);
+}
+
+/* routing_out_add - one more recipient: a copy of rcpt at address with
+ * the route d (taken over). */
+static void routing_out_add(routing_out *o, const Recipient *rcpt, const char *address,
+                            const char *original, routing_decision *d)
+{
+    o->d = xrealloc(o->d, (o->n + 1) * sizeof *o->d);
+    o->copies = xrealloc(o->copies, (o->n + 1) * sizeof *o->copies);
+    o->d[o->n] = *d;
+    memset(d, 0, sizeof *d);
+    d = &o->d[o->n];
+    Recipient *c = &o->copies[o->n];
+    *c = *rcpt;                 /* shallow: notify, orcpt; the input stays untouched */
+    c->address = (char *)(address == rcpt->address ? rcpt->address
+                                                   : routing_out_keep(o, address));
+    if (original)
+        c->original = routing_out_keep(o, original);
+    c->route = d->route;
+    c->nexthop = d->nexthop;
+    c->mailbox = d->mailbox;
+    c->status_text = d->status_text;
+    c->folder = d->folder;
+    o->n++;
+}
+
+static void routing_out_free(routing_out *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        routing_decision_free(&o->d[i]);
+    for (size_t i = 0; i < o->n_strings; i++)
+        xfree(&o->strings[i]);
+    xfree(&o->d);
+    xfree(&o->copies);
+    xfree(&o->strings);
+}
+
+/* routing_route_rcpt - expand one recipient and route what it became
+ * into out; -1 when a table cannot tell now. */
+static int routing_route_rcpt(routing_t *r, const Envelope *env, const Recipient *rcpt,
+                              const config_t *cfg, routing_out *out)
+{
+    bool spam = env->verdict && env->verdict->is_spam;
+    alias_expansion x;
+
+    if (alias_expand(r->aliases, cfg, rcpt->address, &x) < 0)
+        return -1;
+    /* the address before the first expansion, for ORCPT and DSNs */
+    const char *original = !x.expanded ? NULL
+                           : rcpt->original && rcpt->original[0] ? rcpt->original
+                           : rcpt->address;
+    if (x.error) {
+        routing_decision d = {.rule = ROUTING_BY_ALIAS};
+        routing_set(&d, CORREIO__ROUTE_KIND__ROUTE_ERROR, rcpt->address, "", x.error);
+        log_warn("%s: to=<%s>: %s: %s", env->queue_id, rcpt->address, x.table, x.error);
+        routing_log(env->queue_id, rcpt->address, NULL, &d);
+        routing_out_add(out, rcpt, rcpt->address, NULL, &d);
+        alias_expansion_free(&x);
+        return 0;
+    }
+    for (size_t i = 0; i < x.n; i++) {
+        routing_decision d;
+        if (routing_out_has(out, x.addr[i])) {
+            log_info("%s: to=<%s>, orig_to=<%s>: duplicate dropped", env->queue_id, x.addr[i],
+                     rcpt->address);
+            continue;
+        }
+        if (routing_decide(r, cfg, x.addr[i], spam, &d) < 0) {
+            alias_expansion_free(&x);
+            return -1;
+        }
+        routing_log(env->queue_id, x.addr[i], original, &d);
+        routing_out_add(out, rcpt, x.expanded ? x.addr[i] : rcpt->address, original, &d);
+    }
+    alias_expansion_free(&x);
+    return 0;
 }
 
 uint8_t *routing_route_envelope(routing_t *r, const Envelope *env, const config_t *cfg,
                                 size_t *len)
 {
-    size_t n = env->n_rcpt;
-    bool spam = env->verdict && env->verdict->is_spam;
-    routing_decision *d = xcalloc(n, sizeof *d);
-    Recipient *copies = xcalloc(n, sizeof *copies);
-    Recipient **ptrs = xcalloc(n, sizeof *ptrs);
+    routing_out o = {0};
     uint8_t *out = NULL;
-    size_t done;
+    size_t i;
 
-    for (done = 0; done < n; done++) {
-        if (routing_decide(r, cfg, env->rcpt[done]->address, spam, &d[done]) < 0)
+    for (i = 0; i < env->n_rcpt; i++)
+        if (routing_route_rcpt(r, env, env->rcpt[i], cfg, &o) < 0)
             break;
-        routing_log(env->queue_id, env->rcpt[done]->address, &d[done]);
-        copies[done] = *env->rcpt[done];    /* shallow; env stays untouched */
-        copies[done].route = d[done].route;
-        copies[done].nexthop = d[done].nexthop;
-        copies[done].mailbox = d[done].mailbox;
-        copies[done].status_text = d[done].status_text;
-        copies[done].folder = d[done].folder;
-        ptrs[done] = &copies[done];
-    }
-    if (done == n) {
+    if (i == env->n_rcpt) {
         Envelope copy = *env;
+        Recipient **ptrs = xcalloc(o.n ? o.n : 1, sizeof *ptrs);
+        for (size_t k = 0; k < o.n; k++)
+            ptrs[k] = &o.copies[k];
         copy.rcpt = ptrs;
+        copy.n_rcpt = o.n;
         out = wire_pack_envelope(&copy, len);
+        xfree(&ptrs);
     } else {
         log_warn("%s: not routed now; the ingress will send it again", env->queue_id);
     }
-    for (size_t i = 0; i < n; i++)
-        routing_decision_free(&d[i]);
-    xfree(&d);
-    xfree(&copies);
-    xfree(&ptrs);
+    routing_out_free(&o);
     return out;
 }

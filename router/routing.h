@@ -1,6 +1,12 @@
 /* routing.h - where each recipient's copy goes.
  *
- * Per recipient, in this order (the first rule that applies decides):
+ * First every recipient of an envelope is expanded through
+ * virtual_alias_maps and alias_maps (alias.h); each address it becomes is
+ * routed on its own, an address already in the envelope is dropped, and a
+ * recipient whose expansion fails (a loop, too deep, too large) gets
+ * ROUTE_ERROR "5.4.6 ...".
+ *
+ * Per address, in this order (the first rule that applies decides):
  *   0. a recipient in mydestination whose local part cannot safely be a
  *      directory name (empty, starting with '.', holding '/', white space,
  *      control or non-ASCII bytes) is never turned into a path: it gets
@@ -10,19 +16,26 @@
  *      domain as ".parent.domain", then "*"; every table is asked for one
  *      key before the next key is tried.  "smtp:" without a next hop means
  *      the recipient's domain;
- *   2. a domain in mydestination: local_transport (maildir: ROUTE_MAILDIR,
+ *   2. a domain in virtual_mailbox_domains (and not in mydestination):
+ *      as 3 for an address in users_file, else ROUTE_ERROR "5.1.1 <addr>:
+ *      Recipient address rejected: User unknown in virtual mailbox table";
+ *   3. a domain in mydestination: local_transport (maildir: ROUTE_MAILDIR,
  *      mailbox "domain/local" under mail_root, both lower-cased as the
  *      users map is case-insensitive; lmtp:...: ROUTE_LMTP to that next
  *      hop, the mailbox recorded too);
- *   3. a domain in backup_domains (or a subdomain of one, as the ingress
+ *   4. a domain in backup_domains (or a subdomain of one, as the ingress
  *      matches relay_domains): an address in users_file is delivered as in
- *      2; any other goes on to the domain's MX hosts (delivery drops this
+ *      3; any other goes on to the domain's MX hosts (delivery drops this
  *      host and the less preferred ones from the MX list);
- *   4. anything else: relayhost when set (its next hop, never its
+ *   5. anything else: relayhost when set (its next hop, never its
  *      credentials), else the recipient's domain (MX lookup).
  * A message the classifier marked spam that ends in a local Maildir gets
- * Recipient.folder = spam_folder.  Other local parts, aliases and virtual
- * maps slot in before rule 1 later.
+ * Recipient.folder = spam_folder.
+ * recipient_delimiter: in 2-4, user+foo@domain that is not itself in
+ * users_file is delivered as user@domain (mailbox "domain/user"); with
+ * recipient_delimiter_folder, an extension of ASCII letters, digits, '-'
+ * and '_' becomes Recipient.folder (as written), unless the message is
+ * spam.
  */
 #ifndef CORREIO_ROUTER_ROUTING_H
 #define CORREIO_ROUTER_ROUTING_H
@@ -35,7 +48,8 @@
 
 #define ROUTING_UNSAFE_TEXT "5.1.3 unsafe mailbox name"
 
-/* The tables routing reads: transport_maps and users_file. */
+/* The tables routing reads: transport_maps, users_file, virtual_alias_maps
+ * and alias_maps. */
 typedef struct routing routing_t;
 
 /* routing_open - open the tables that cfg names.  NULL, with *err
@@ -53,6 +67,8 @@ typedef enum {
     ROUTING_BY_BACKUP_DOMAINS,
     ROUTING_BY_RELAYHOST,
     ROUTING_BY_DOMAIN,
+    ROUTING_BY_VIRTUAL_MAILBOX_DOMAINS,
+    ROUTING_BY_ALIAS,           /* alias expansion failed (loop, limits) */
 } routing_rule;
 
 /* One recipient's route; every string is malloc'ed and owned by it. */
@@ -82,8 +98,11 @@ void routing_decision_free(routing_decision *d);
 bool routing_mailbox_safe(const char *local);
 
 /* routing_route_envelope - decide every recipient of env (logging one
- * line per recipient) and encode env with the routes filled in.  env is
- * not changed.  Returns fresh memory (free it), *len its size; NULL when
+ * line per recipient) and encode env with the routes filled in: each
+ * recipient replaced by the addresses it expands to, each with the
+ * notify and orcpt of the recipient it came from and, when an alias made
+ * it, Recipient.original = the address before expansion.  env is not
+ * changed.  Returns fresh memory (free it), *len its size; NULL when
  * a recipient could not be routed now (routing_decide returned -1): the
  * envelope is then dropped here and the ingress, which still holds it,
  * sends it again later. */

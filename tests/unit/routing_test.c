@@ -139,6 +139,7 @@ static void check_cases(const char *conf, const route_case *cases, size_t n)
 #define BY_BACKUP ROUTING_BY_BACKUP_DOMAINS
 #define BY_RELAYHOST ROUTING_BY_RELAYHOST
 #define BY_DOMAIN ROUTING_BY_DOMAIN
+#define BY_VIRTUAL ROUTING_BY_VIRTUAL_MAILBOX_DOMAINS
 
 /* No tables, no relayhost: today's behaviour. */
 static const route_case plain_cases[] = {
@@ -315,6 +316,104 @@ static void test_routing_envelope(void **state)
     config_free(&cfg);
 }
 
+static const route_case virtual_cases[] = {
+    {"demo@virt.test", false, MAILDIR, "demo@virt.test", "virt.test/demo", "", "", BY_VIRTUAL},
+    {"demo+Lists@virt.test", false, MAILDIR, NULL, "virt.test/demo", "Lists", "", BY_VIRTUAL},
+    {"demo+Lists@virt.test", true, MAILDIR, NULL, "virt.test/demo", "Junk", "", BY_VIRTUAL},
+    {"demo+a.b@virt.test", false, MAILDIR, NULL, "virt.test/demo", "", "", BY_VIRTUAL},
+    {"demo-x@virt.test", false, MAILDIR, NULL, "virt.test/demo", "x", "", BY_VIRTUAL},
+    {"exact+tag@virt.test", false, MAILDIR, NULL, "virt.test/exact+tag", "", "", BY_VIRTUAL},
+    {"nobody@virt.test", false, ERROR, NULL, "", "",
+     "5.1.1 <nobody@virt.test>: Recipient address rejected: User unknown in virtual mailbox table",
+     BY_VIRTUAL},
+    {"nobody+demo@virt.test", false, ERROR, NULL, "", "",
+     "5.1.1 <nobody+demo@virt.test>: Recipient address rejected: User unknown in virtual "
+     "mailbox table", BY_VIRTUAL},
+    {"anyone+Tag@example.test", false, MAILDIR, NULL, "example.test/anyone", "Tag", "", BY_DEST},
+    {"+x@example.test", false, MAILDIR, NULL, "example.test/+x", "", "", BY_DEST},
+    {"known+x@backup.test", false, MAILDIR, NULL, "backup.test/known", "x", "", BY_BACKUP},
+    {"nobody+x@backup.test", false, RELAY, "backup.test", "", "", "", BY_BACKUP},
+};
+
+/* virtual_mailbox_domains and recipient_delimiter (with folders). */
+static void test_routing_virtual_and_delimiter(void **state)
+{
+    (void)state;
+    write_file("users", "demo@example.test:{PLAIN}x\nKnown@Backup.test:{PLAIN}x\n"
+                        "demo@virt.test:{PLAIN}x\nexact+tag@virt.test:{PLAIN}x\n");
+    check_cases("virtual_mailbox_domains = virt.test\nbackup_domains = backup.test\n"
+                "recipient_delimiter = +-\nrecipient_delimiter_folder = yes\n",
+                virtual_cases, sizeof virtual_cases / sizeof virtual_cases[0]);
+    write_file("users", "demo@example.test:{PLAIN}x\nKnown@Backup.test:{PLAIN}x\n");
+}
+
+/* Aliases expand before routing: each address routed on its own, with
+ * the notify and orcpt of the recipient and original = the address before
+ * expansion; duplicates dropped; a loop fails that recipient only. */
+static void test_routing_aliases(void **state)
+{
+    (void)state;
+    build_map("virtual",
+              "team@example.test    demo@example.test, x@remote.test\n"
+              "list@example.test    demo@example.test, other@example.test\n"
+              "a@loop.test          b@loop.test\n"
+              "b@loop.test          a@loop.test\n");
+    config_t *cfg = load("virtual_alias_maps = hash:virtual\n");
+    char *err = NULL;
+    routing_t *r = routing_open(cfg, &err);
+    assert_non_null(r);
+    Recipient r1 = CORREIO__RECIPIENT__INIT, r2 = CORREIO__RECIPIENT__INIT;
+    Recipient r3 = CORREIO__RECIPIENT__INIT;
+    r1.address = "team@example.test";
+    r1.orcpt = "rfc822;team@example.test";
+    r1.notify = 6;
+    r2.address = "list@example.test";
+    r3.address = "a@loop.test";
+    Recipient *rcpts[] = {&r1, &r2, &r3};
+    Envelope env = CORREIO__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.queue_id = "0123456789ABCDEFG";
+    env.rcpt = rcpts;
+    env.n_rcpt = 3;
+    size_t len = 0;
+    uint8_t *packed = routing_route_envelope(r, &env, cfg, &len);
+    assert_non_null(packed);
+    Envelope *back = wire_unpack_envelope(packed, len, "test");
+    assert_non_null(back);
+    assert_int_equal(back->n_rcpt, 4);
+    assert_string_equal(back->rcpt[0]->address, "demo@example.test");
+    assert_int_equal(back->rcpt[0]->route, MAILDIR);
+    assert_string_equal(back->rcpt[0]->original, "team@example.test");
+    assert_string_equal(back->rcpt[0]->orcpt, "rfc822;team@example.test");
+    assert_int_equal(back->rcpt[0]->notify, 6);
+    assert_string_equal(back->rcpt[1]->address, "x@remote.test");
+    assert_int_equal(back->rcpt[1]->route, RELAY);
+    assert_string_equal(back->rcpt[1]->original, "team@example.test");
+    /* demo@ is on both lists: one copy */
+    assert_string_equal(back->rcpt[2]->address, "other@example.test");
+    assert_string_equal(back->rcpt[2]->original, "list@example.test");
+    assert_string_equal(back->rcpt[2]->orcpt, "");
+    assert_int_equal(back->rcpt[2]->notify, 0);
+    assert_string_equal(back->rcpt[3]->address, "a@loop.test");
+    assert_int_equal(back->rcpt[3]->route, ERROR);
+    assert_string_equal(back->rcpt[3]->status_text,
+                        "5.4.6 alias loop: a@loop.test -> b@loop.test -> a@loop.test");
+    wire_free_envelope(&back);
+    xfree(&packed);
+    routing_close(&r);
+    config_free(&cfg);
+
+    /* a value without a domain is a table error: the envelope waits */
+    build_map("virtual", "team@example.test    demo\n");
+    cfg = load("virtual_alias_maps = hash:virtual\n");
+    r = routing_open(cfg, &err);
+    assert_non_null(r);
+    env.n_rcpt = 1;
+    assert_null(routing_route_envelope(r, &env, cfg, &len));
+    routing_close(&r);
+    config_free(&cfg);
+}
+
 static void test_routing_mailbox_safe(void **state)
 {
     (void)state;
@@ -340,6 +439,8 @@ int main(void)
         cmocka_unit_test(test_routing_bad_table),
         cmocka_unit_test(test_routing_envelope),
         cmocka_unit_test(test_routing_mailbox_safe),
+        cmocka_unit_test(test_routing_virtual_and_delimiter),
+        cmocka_unit_test(test_routing_aliases),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
