@@ -53,7 +53,6 @@ static map_t *open_map(smtpd_checks_t *c, const config_t *cfg, const char *spec,
 {
     map_t *m;
 
-    alias_close(&c->aliases);
     for (size_t i = 0; i < c->n_maps; i++)
         if (strcmp(map_spec(c->maps[i]), spec) == 0)
             return c->maps[i];
@@ -135,6 +134,7 @@ void smtpd_checks_free(smtpd_checks_t **cp)
             xfree(&c->items[l]);
         }
     }
+    alias_close(&c->aliases);
     for (size_t i = 0; i < c->n_maps; i++)
         map_close(&c->maps[i]);
     xfree(&c->maps);

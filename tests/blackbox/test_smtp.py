@@ -2,14 +2,15 @@
 raw socket on loopback.  Prints PASS/FAIL/SKIP per case (see harness.py)."""
 
 import os
+import re
 import smtplib
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DEFAULT_USERS, SLOW, TestFailure, case, check, header_value, main,  # noqa: E402
-                     queue_id, simple_message, strip_added_headers, unique, wait_for)
+from harness import (DEFAULT_USERS, SLOW, TestFailure, case, check, free_port,  # noqa: E402
+                     header_value, main, queue_id, simple_message, strip_added_headers, unique, wait_for)
 
 DEMO = "demo@example.test"
 DEFAULT_USERS_AND_POSTMASTER = DEFAULT_USERS + ("postmaster@mx.example.test",)
@@ -248,15 +249,17 @@ def test_relay_denied_outside_mynetworks(c):
     check(p.returncode == 24, "swaks relay attempt exit %d, want 24" % p.returncode)
 
 
-@case(conf={"minimal_backoff_time": "1h", "maximal_backoff_time": "2h"})
+# relayed through a next hop where nothing listens: deferred, and kept
+@case(conf={"minimal_backoff_time": "1h", "maximal_backoff_time": "2h",
+            "relayhost": "[127.0.0.1]:%d" % free_port()})
 def test_relay_from_mynetworks_deferred(c):
     with open_session(c) as r:
         qid = deliver_in_session(r, unique(), rcpt="someone@remote.example")
 
     def listed():
         p = c.ctl("queue", "list")
-        return qid in p.stdout and p
-    p = wait_for(listed, 30, interval=0.3, what="%s in `correio queue list`" % qid)
+        return re.search(r"^%s\s+deferred\b" % qid, p.stdout, re.M) and p
+    p = wait_for(listed, 30, interval=0.3, what="%s deferred in `correio queue list`" % qid)
     check(p.returncode == 0, "queue list exit %d" % p.returncode)
 
 
