@@ -193,6 +193,8 @@ const param_def config_params[] = {
      "characters that start an address extension: user+foo@domain goes to user@domain (empty: none)"},
     {"recipient_delimiter_folder", PARAM_BOOL, "no", 0, 0,
      "deliver user+foo@domain into user's Maildir++ folder .foo (when the extension is a safe name)"},
+    {"content_filters_file", PARAM_STR, "", 0, 0,
+     "IceWarp-style content filter rules (conditions -> actions), relative to the config directory; empty: none"},
     {"relayhost", PARAM_RELAYHOST, "", 0, 0,
      "default next hop for remote mail: [host]:port, host (MX lookup), user:pass@host:port"},
     {"transport_maps", PARAM_MAPS, "", 0, 0,

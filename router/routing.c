@@ -9,6 +9,7 @@
 #include "address.h"
 #include "alias.h"
 #include "buf.h"
+#include "content_filter.h"
 #include "log.h"
 #include "map.h"
 #include "relayhost.h"
@@ -22,6 +23,7 @@ struct routing {
     size_t   n_maps;
     users_t *users;         /* users_file: local accounts */
     alias_t *aliases;       /* virtual_alias_maps, alias_maps */
+    content_filter_t *filters;  /* content_filters_file, or NULL */
 };
 
 /* routing_lower - lower-cased copy of n bytes. */
@@ -113,6 +115,15 @@ routing_t *routing_open(const config_t *cfg, char **err)
         routing_close(&r);
         return NULL;
     }
+    if (config_str(cfg, "content_filters_file")[0]) {
+        char *path = config_path(cfg, "content_filters_file");
+        r->filters = content_filter_load(path, err);
+        xfree(&path);
+        if (!r->filters) {
+            routing_close(&r);
+            return NULL;
+        }
+    }
     char *users_path = config_path(cfg, "users_file");
     r->users = users_open(users_path);
     xfree(&users_path);
@@ -129,6 +140,7 @@ void routing_close(routing_t **rp)
     xfree(&r->maps);
     users_close(&r->users);
     alias_close(&r->aliases);
+    content_filter_free(&r->filters);
     xfree(rp);
 }
 
@@ -438,6 +450,7 @@ static const char *const routing_rule_names[] = {
     [ROUTING_BY_BACKUP_DOMAINS] = "backup_domains",
     [ROUTING_BY_RELAYHOST] = "relayhost",
     [ROUTING_BY_DOMAIN] = "domain",
+    [ROUTING_BY_CONTENT_FILTER] = "content_filter",
 };
 
 /* routing_log - "QID: to=<x>, orig_to=<list>, route=maildir
@@ -484,6 +497,7 @@ typedef struct routing_out {
     routing_decision *d;
     Recipient        *copies;   /* shallow copies of the incoming ones */
     char            **strings;  /* addresses and originals owned here */
+    bool             *gone;     /* replaced by a content filter's redirect */
     size_t            n, n_strings;
 } routing_out;
 
@@ -510,6 +524,8 @@ static void routing_out_add(routing_out *o, const Recipient *rcpt, const char *a
 {
     o->d = xrealloc(o->d, (o->n + 1) * sizeof *o->d);
     o->copies = xrealloc(o->copies, (o->n + 1) * sizeof *o->copies);
+    o->gone = xrealloc(o->gone, (o->n + 1) * sizeof *o->gone);
+    o->gone[o->n] = false;
     o->d[o->n] = *d;
     memset(d, 0, sizeof *d);
     d = &o->d[o->n];
@@ -536,6 +552,7 @@ static void routing_out_free(routing_out *o)
     xfree(&o->d);
     xfree(&o->copies);
     xfree(&o->strings);
+    xfree(&o->gone);
 }
 
 /* routing_route_rcpt - expand one recipient and route what it became
@@ -579,28 +596,140 @@ static int routing_route_rcpt(routing_t *r, const Envelope *env, const Recipient
     return 0;
 }
 
+/* routing_route_extra - route address, which a content filter added,
+ * as one more recipient based on like (notify, orcpt), recording
+ * original; -1 when a table cannot tell now. */
+static int routing_route_extra(routing_t *r, const Envelope *env, const Recipient *like,
+                               const char *address, const char *original,
+                               const config_t *cfg, routing_out *o)
+{
+    Recipient extra = *like;
+    size_t before = o->n;
+
+    extra.address = (char *)address;
+    extra.original = (char *)(original ? original : "");
+    if (routing_route_rcpt(r, env, &extra, cfg, o) < 0)
+        return -1;
+    for (size_t k = before; k < o->n; k++)
+        if (original && !(o->copies[k].original && o->copies[k].original[0]))
+            o->copies[k].original = routing_out_keep(o, original);
+    return 0;
+}
+
+/* routing_filter - run content_filters_file over the routed recipients
+ * of o: discard and redirect them, add copies, mark the message spam
+ * (*verdict, which env->verdict points to afterwards when set) and
+ * collect the header fields to add into *headers.  -1 when a table
+ * cannot route a new address now. */
+static int routing_filter(routing_t *r, Envelope *env, const config_t *cfg, routing_out *o,
+                          Verdict *verdict, content_filter_result *res)
+{
+    content_filter_rcpt *fr = xcalloc(o->n ? o->n : 1, sizeof *fr);
+    size_t *index = xcalloc(o->n ? o->n : 1, sizeof *index);
+    size_t n = 0, n_before = o->n;
+    int rv = 0;
+
+    /* only recipients that go somewhere: an error or a discard stays so */
+    for (size_t k = 0; k < o->n; k++) {
+        Correio__RouteKind route = o->d[k].route;
+        if (route != CORREIO__ROUTE_KIND__ROUTE_MAILDIR && route != CORREIO__ROUTE_KIND__ROUTE_LMTP
+            && route != CORREIO__ROUTE_KIND__ROUTE_RELAY)
+            continue;
+        fr[n].address = o->copies[k].address;
+        fr[n].local = route != CORREIO__ROUTE_KIND__ROUTE_RELAY;
+        index[n++] = k;
+    }
+    content_filter_apply(r->filters, env, fr, n, res);
+    if (res->spam && !(env->verdict && env->verdict->is_spam)) {
+        if (env->verdict)
+            *verdict = *env->verdict;
+        verdict->is_spam = true;
+        env->verdict = verdict;
+        for (size_t k = 0; k < n_before; k++)
+            if (o->d[k].route == CORREIO__ROUTE_KIND__ROUTE_MAILDIR) {
+                xfree(&o->d[k].folder);
+                o->d[k].folder = xstrdup(config_str(cfg, "spam_folder"));
+                o->copies[k].folder = o->d[k].folder;
+            }
+    }
+    for (size_t j = 0; j < n && rv == 0; j++) {
+        size_t k = index[j];
+        routing_decision *d = &o->d[k];
+        if (res->fate[j] == CONTENT_FILTER_DISCARD) {
+            const char *address = o->copies[k].address;
+            routing_decision_free(d);
+            d->rule = ROUTING_BY_CONTENT_FILTER;
+            routing_set(d, CORREIO__ROUTE_KIND__ROUTE_DISCARD, address, "", "content filter");
+            o->copies[k].route = d->route;
+            o->copies[k].nexthop = d->nexthop;
+            o->copies[k].mailbox = d->mailbox;
+            o->copies[k].status_text = d->status_text;
+            o->copies[k].folder = d->folder;
+            routing_log(env->queue_id, address, NULL, d);
+        } else if (res->fate[j] == CONTENT_FILTER_REDIRECT) {
+            o->gone[k] = true;
+            /* routing_route_rcpt drops an address already in o */
+            Recipient like = o->copies[k];
+            char *original = routing_out_keep(o, like.address);
+            rv = routing_route_extra(r, env, &like, res->redirect[j], original, cfg, o);
+        }
+    }
+    for (size_t j = 0; j < res->n_copies && rv == 0; j++) {
+        Recipient like = CORREIO__RECIPIENT__INIT;
+        like.notify = CORREIO__NOTIFY__NOTIFY_NEVER;    /* no DSN about an audit copy */
+        rv = routing_route_extra(r, env, &like, res->copies[j], NULL, cfg, o);
+    }
+    xfree(&fr);
+    xfree(&index);
+    return rv;
+}
+
 uint8_t *routing_route_envelope(routing_t *r, const Envelope *env, const config_t *cfg,
                                 size_t *len)
 {
     routing_out o = {0};
     uint8_t *out = NULL;
+    Envelope work = *env;       /* what the filters change: verdict, headers */
+    Verdict verdict = CORREIO__VERDICT__INIT;
+    content_filter_result res = {0};
+    bool routed = true;
     size_t i;
 
     for (i = 0; i < env->n_rcpt; i++)
         if (routing_route_rcpt(r, env, env->rcpt[i], cfg, &o) < 0)
             break;
-    if (i == env->n_rcpt) {
-        Envelope copy = *env;
+    routed = i == env->n_rcpt;
+    if (routed && r->filters && routing_filter(r, &work, cfg, &o, &verdict, &res) < 0)
+        routed = false;
+    if (routed) {
+        Envelope copy = work;
         Recipient **ptrs = xcalloc(o.n ? o.n : 1, sizeof *ptrs);
+        ProtobufCBinaryData *headers = NULL;
+        size_t n = 0;
         for (size_t k = 0; k < o.n; k++)
-            ptrs[k] = &o.copies[k];
+            if (!o.gone[k])
+                ptrs[n++] = &o.copies[k];
         copy.rcpt = ptrs;
-        copy.n_rcpt = o.n;
+        copy.n_rcpt = n;
+        if (res.n_headers) {
+            size_t nh = env->n_prepend_headers + res.n_headers;
+            headers = xcalloc(nh, sizeof *headers);
+            for (size_t k = 0; k < env->n_prepend_headers; k++)
+                headers[k] = env->prepend_headers[k];
+            for (size_t k = 0; k < res.n_headers; k++) {
+                headers[env->n_prepend_headers + k].data = (uint8_t *)res.headers[k];
+                headers[env->n_prepend_headers + k].len = strlen(res.headers[k]);
+            }
+            copy.prepend_headers = headers;
+            copy.n_prepend_headers = nh;
+        }
         out = wire_pack_envelope(&copy, len);
         xfree(&ptrs);
+        xfree(&headers);
     } else {
         log_warn("%s: not routed now; the ingress will send it again", env->queue_id);
     }
     routing_out_free(&o);
+    content_filter_result_free(&res);
     return out;
 }

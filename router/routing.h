@@ -36,6 +36,10 @@
  * recipient_delimiter_folder, an extension of ASCII letters, digits, '-'
  * and '_' becomes Recipient.folder (as written), unless the message is
  * spam.
+ * Then content_filters_file (content_filter.h), when set, looks at the
+ * routed recipients: it may discard or redirect them, add copies (routed
+ * as above), mark the message spam (local Maildir routes get
+ * spam_folder) and add header fields (after prepend_headers).
  */
 #ifndef CORREIO_ROUTER_ROUTING_H
 #define CORREIO_ROUTER_ROUTING_H
@@ -49,12 +53,13 @@
 #define ROUTING_UNSAFE_TEXT "5.1.3 unsafe mailbox name"
 
 /* The tables routing reads: transport_maps, users_file, virtual_alias_maps
- * and alias_maps. */
+ * and alias_maps; and the rules of content_filters_file. */
 typedef struct routing routing_t;
 
-/* routing_open - open the tables that cfg names.  NULL, with *err
- * (malloc'ed, the caller frees it) naming the table and what is wrong,
- * when one cannot be opened.  The result does not point into cfg. */
+/* routing_open - open the tables that cfg names and load its content
+ * filters.  NULL, with *err (malloc'ed, the caller frees it) naming the
+ * table and what is wrong (for the filters "FILE:LINE: what"), when one
+ * cannot be opened.  The result does not point into cfg. */
 routing_t *routing_open(const config_t *cfg, char **err);
 /* routing_close - free *r and set it to NULL; NULL is fine. */
 void routing_close(routing_t **r);
@@ -69,6 +74,7 @@ typedef enum {
     ROUTING_BY_DOMAIN,
     ROUTING_BY_VIRTUAL_MAILBOX_DOMAINS,
     ROUTING_BY_ALIAS,           /* alias expansion failed (loop, limits) */
+    ROUTING_BY_CONTENT_FILTER,  /* content_filters_file: discard */
 } routing_rule;
 
 /* One recipient's route; every string is malloc'ed and owned by it. */

@@ -1,7 +1,7 @@
 # Stage objects that a unit test links besides libcorreio.a:
 # TEST_OBJS_<name> for tests/unit/<name>_test.c.  Paths under $(BUILD).
 TEST_OBJS_scoring = $(BUILD)/classifier/scoring.o $(BUILD)/classifier/test_gtube.o $(BUILD)/classifier/spam_headers.o
-TEST_OBJS_routing = $(BUILD)/router/routing.o
+TEST_OBJS_routing = $(BUILD)/router/routing.o $(BUILD)/router/content_filter.o
 TEST_OBJS_maildir = $(BUILD)/delivery/maildir.o
 TEST_OBJS_smtp_data = $(BUILD)/ingress/smtp_data.o
 TEST_OBJS_smtp_command = $(BUILD)/ingress/smtp_command.o
@@ -13,3 +13,4 @@ TEST_OBJS_dsn_param = $(BUILD)/ingress/smtp_command.o
 TEST_OBJS_quota = $(BUILD)/delivery/quota.o
 TEST_OBJS_smtp_client = $(BUILD)/delivery/smtp_client.o
 TEST_OBJS_outbound = $(BUILD)/delivery/outbound.o $(BUILD)/delivery/nexthop.o $(BUILD)/delivery/myself.o $(BUILD)/delivery/smtp_client.o $(BUILD)/delivery/results.o
+TEST_OBJS_content_filter = $(BUILD)/router/content_filter.o $(BUILD)/router/routing.o
