@@ -9,6 +9,8 @@ a table rebuilt while the system runs.  Prints PASS/FAIL/SKIP per case
 import os
 import re
 import shutil
+import threading
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +43,8 @@ VIRTUAL_TEXT = ("list@example.test     alice@example.test, bob@example.test\n"
                 "team@example.test     carol@example.test, far@remote.test\n"
                 "loopa@example.test    loopb@example.test\n"
                 "loopb@example.test    loopa@example.test\n"
-                "both@example.test     list@example.test, alice@example.test\n")
+                "both@example.test     list@example.test, alice@example.test\n"
+                "load@example.test     alice@example.test, bob@example.test\n")
 build(VIRTUAL, VIRTUAL_TEXT)
 
 
@@ -225,6 +228,44 @@ def test_rebuild_while_running(c):
     wait_for(routed_new, 20, interval=0.3, what="the rebuilt entry in use")
     check(c.stage_pid("router") == router, "the router restarted")
 
+
+
+@case(conf=CONF, users=USERS, fresh=True)
+def test_reload_under_load(c):
+    # the table rebuilt and the router sent SIGHUP again and again while
+    # messages flow: each copy arrives exactly once, none is lost
+    total, senders = 400, 8
+    markers = [unique("load%d-" % i) for i in range(total)]
+    errors = []
+
+    def sender(k):
+        try:
+            for mk in markers[k::senders]:
+                send_mail(c, SENDER, ["load@example.test"],
+                          simple_message(mk, to="load@example.test"))
+        except Exception as e:          # reported below, never swallowed
+            errors.append(repr(e))
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(senders)]
+    for t in threads:
+        t.start()
+    generation = 0
+    while any(t.is_alive() for t in threads):
+        generation += 1
+        build(VIRTUAL, VIRTUAL_TEXT + "gen%d@example.test  alice@example.test\n" % generation)
+        os.kill(c.stage_pid("router"), signal.SIGHUP)
+    for t in threads:
+        t.join()
+    build(VIRTUAL, VIRTUAL_TEXT)
+    check(not errors, "sending failed: %s" % errors[:3])
+    check(generation >= 3, "only %d rebuilds while sending" % generation)
+    for who in ("alice@example.test", "bob@example.test"):
+        def arrived():
+            msgs = c.maildir_messages(who)
+            got = b"".join(msgs)
+            return all(mk.encode() in got for mk in markers) and msgs
+        msgs = wait_for(arrived, 60, interval=0.2, what="all %d messages for %s" % (total, who))
+        dups = [mk for mk in markers if sum(mk.encode() in m for m in msgs) > 1]
+        check(not dups, "%s got %d messages twice: %s" % (who, len(dups), dups[:3]))
 
 if __name__ == "__main__":
     sys.exit(main(globals()))
