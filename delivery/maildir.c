@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "buf.h"
 #include "fsutil.h"
+#include "header_skip.h"
 #include "maildir.h"
 #include "xalloc.h"
 
@@ -124,13 +125,28 @@ static void maildir_head(buf_t *head, const maildir_msg *m)
     maildir_trace_line(head, "Delivered-To", m->recipient, false);
 }
 
+/* maildir_body_ranges - the parts of the client's bytes to write (its
+ * header section less the dropped fields, then the rest).  Each starts
+ * and ends at a line boundary, so converting CRLF per range is the same
+ * as converting the whole.  *keep is malloc'ed (or NULL). */
+static size_t maildir_body_ranges(const maildir_msg *m, header_range **keep)
+{
+    return header_skip_ranges(m->body, m->body != NULL ? m->body_len : 0,
+                              m->drop_headers, m->n_drop_headers, keep);
+}
+
 size_t maildir_msg_size(const maildir_msg *m)
 {
     buf_t head = BUF_INIT;
     maildir_head(&head, m);
-    size_t size = head.len + maildir_lf_len(m->body, m->body_len);
+    size_t size = head.len;
     for (size_t i = 0; i < m->n_headers; i++)
         size += maildir_lf_len((const char *)m->headers[i].data, m->headers[i].len);
+    header_range *keep;
+    size_t n_keep = maildir_body_ranges(m, &keep);
+    for (size_t i = 0; i < n_keep; i++)
+        size += maildir_lf_len((const char *)m->body + keep[i].offset, keep[i].len);
+    xfree(&keep);
     buf_free(&head);
     return size;
 }
@@ -282,6 +298,7 @@ int maildir_deliver(const char *mail_root, const char *mailbox,
         ? xasprintf("%s/%lld.Q%s.%s,S=%zu", newdir, m->arrival, m->stable_id, maildir_host, size)
         : xasprintf("%s/%s", newdir, name);
     char *chunk = NULL;
+    header_range *keep = NULL;
     int rc = -1, fd;
 
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -303,8 +320,10 @@ int maildir_deliver(const char *mail_root, const char *mailbox,
     for (size_t i = 0; ok && i < m->n_headers; i++)
         ok = maildir_write_lf(fd, (const char *)m->headers[i].data,
                               m->headers[i].len, chunk) == 0;
-    if (ok)
-        ok = maildir_write_lf(fd, m->body, m->body_len, chunk) == 0;
+    size_t n_keep = maildir_body_ranges(m, &keep);
+    for (size_t i = 0; ok && i < n_keep; i++)
+        ok = maildir_write_lf(fd, (const char *)m->body + keep[i].offset, keep[i].len,
+                              chunk) == 0;
     if (!ok) {
         maildir_fail(err, errsize, "cannot write", errno);
     } else if (fsync(fd) != 0) {
@@ -342,6 +361,7 @@ int maildir_deliver(const char *mail_root, const char *mailbox,
 out:
     buf_free(&head);
     xfree(&chunk);
+    xfree(&keep);
     xfree(&root);
     xfree(&dir);
     xfree(&name);

@@ -13,8 +13,9 @@
 #include "wire.h"
 
 /* What goes into the file, in this order: Return-Path, Delivered-To, the
- * header fields correio's stages prepended, the client's bytes.  All of
- * it is only read. */
+ * header fields correio's stages prepended, the client's bytes (less the
+ * fields of its header section named in drop_headers).  All of it is
+ * only read. */
 typedef struct maildir_msg {
     const char                *sender;     /* reverse path, "" for <> */
     const char                *recipient;  /* for Delivered-To */
@@ -22,6 +23,10 @@ typedef struct maildir_msg {
     size_t                     n_headers;
     const void                *body;       /* CRLF line ends only */
     size_t                     body_len;
+    /* Field names (any case) left out of the body's header section, as
+     * Envelope.drop_headers; the prepended headers are never dropped. */
+    const char *const         *drop_headers;
+    size_t                     n_drop_headers;
     /* When set, the same for every attempt at this message and recipient
      * (the queue id and recipient index): the file's name is then built
      * from it, so an attempt after a crash that finds the file already in

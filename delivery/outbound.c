@@ -663,6 +663,8 @@ static void job_txn(job *j)
         .extra_header = j->extra_header,
         .body = env->body.data,
         .body_len = env->body.data ? env->body.len : 0,
+        .drop_headers = (const char *const *)env->drop_headers,
+        .n_drop_headers = env->n_drop_headers,
     };
 }
 

@@ -28,6 +28,7 @@
 
 #include "base64.h"
 #include "buf.h"
+#include "header_skip.h"
 #include "log.h"
 #include "smtp_client.h"
 #include "timeutil.h"
@@ -80,7 +81,9 @@ typedef struct reply_reader {
 } reply_reader;
 
 /* The content stream: pieces in order (extra header, each prepended
- * header, the body), a position in them, and the last byte produced. */
+ * header, the kept ranges of the body: header_skip.h), a position in
+ * them, and the last byte produced.  Each range starts at a line start,
+ * so a '.' there is stuffed as at any line start. */
 typedef struct content_cursor {
     size_t piece;
     size_t off;
@@ -125,6 +128,8 @@ struct smtp_client {
     size_t           accepted;
     bool             mail_ok;
     content_cursor   content;
+    header_range    *keep;              /* the parts of txn.body to send */
+    size_t           n_keep;
 };
 
 typedef void (*reply_handler)(smtp_client_t *c, const smtp_reply *r);
@@ -716,15 +721,18 @@ static void on_quit(smtp_client_t *c, const smtp_reply *r)
 
 /* ------------------------------------------------------------- transactions */
 
-static size_t txn_pieces(const smtp_txn *t)
+static size_t txn_pieces(const smtp_client_t *c)
 {
-    return t->n_headers + 2;    /* extra header, the headers, the body */
+    /* extra header, the headers, the kept ranges of the body */
+    return c->txn.n_headers + 1 + c->n_keep;
 }
 
 /* txn_piece - piece i of the content: false past the last. */
-static bool txn_piece(const smtp_txn *t, size_t i, const char **p, size_t *len)
+static bool txn_piece(const smtp_client_t *c, size_t i, const char **p, size_t *len)
 {
-    if (i >= txn_pieces(t))
+    const smtp_txn *t = &c->txn;
+
+    if (i >= txn_pieces(c))
         return false;
     if (i == 0) {
         *p = t->extra_header != NULL ? t->extra_header : "";
@@ -733,28 +741,30 @@ static bool txn_piece(const smtp_txn *t, size_t i, const char **p, size_t *len)
         *p = (const char *)t->headers[i - 1].data;
         *len = t->headers[i - 1].len;
     } else {
-        *p = t->body;
-        *len = t->body_len;
+        const header_range *k = &c->keep[i - 1 - t->n_headers];
+        *p = (const char *)t->body + k->offset;
+        *len = k->len;
     }
     return true;
 }
 
-static size_t txn_size(const smtp_txn *t)
+/* txn_size - the bytes the content has before dot-stuffing (SIZE=). */
+static size_t txn_size(const smtp_client_t *c)
 {
     size_t total = 0, len;
     const char *p;
 
-    for (size_t i = 0; txn_piece(t, i, &p, &len); i++)
+    for (size_t i = 0; txn_piece(c, i, &p, &len); i++)
         total += len;
     return total;
 }
 
-static bool txn_has_8bit(const smtp_txn *t)
+static bool txn_has_8bit(const smtp_client_t *c)
 {
     size_t len;
     const char *p;
 
-    for (size_t i = 0; txn_piece(t, i, &p, &len); i++)
+    for (size_t i = 0; txn_piece(c, i, &p, &len); i++)
         for (size_t j = 0; j < len; j++)
             if ((unsigned char)p[j] & 0x80)
                 return true;
@@ -823,13 +833,13 @@ static bool precheck(smtp_client_t *c, smtp_reply *r)
                   "SMTPUTF8 is required, but was not offered by host %s", c->opts.peer);
         return true;
     }
-    if (c->peer.size_limit > 0 && (size = txn_size(t)) > c->peer.size_limit) {
+    if (c->peer.size_limit > 0 && (size = txn_size(c)) > c->peer.size_limit) {
         reply_set(r, LOCAL_FAIL_CODE, "5.3.4",
                   "MAIL FROM", "message size %zu exceeds size limit %" PRIu64 " of server %s",
                   size, c->peer.size_limit, c->opts.peer);
         return true;
     }
-    if (!c->peer.eightbitmime && txn_has_8bit(t)) {
+    if (!c->peer.eightbitmime && txn_has_8bit(c)) {
         reply_set(r, LOCAL_FAIL_CODE, "5.6.3", "MAIL FROM",
                   "message has 8-bit content but the server %s does not support 8BITMIME",
                   c->opts.peer);
@@ -846,7 +856,7 @@ static void queue_mail(smtp_client_t *c)
 
     buf_printf(&c->out, "MAIL FROM:<%s>", t->sender);
     if (c->peer.size)
-        buf_printf(&c->out, " SIZE=%zu", txn_size(t));
+        buf_printf(&c->out, " SIZE=%zu", txn_size(c));
     if (t->body_type == CORREIO__BODY_TYPE__BODY_8BITMIME && c->peer.eightbitmime)
         buf_append_str(&c->out, " BODY=8BITMIME");
     if (t->smtputf8 && c->peer.smtputf8)
@@ -1091,7 +1101,7 @@ static void fill_content(smtp_client_t *c)
     const char *p;
     size_t len;
 
-    while (c->out.len < CONTENT_CHUNK && txn_piece(&c->txn, cc->piece, &p, &len)) {
+    while (c->out.len < CONTENT_CHUNK && txn_piece(c, cc->piece, &p, &len)) {
         if (cc->off < len) {
             content_step(c, p, len);
         } else {
@@ -1424,6 +1434,7 @@ void smtp_client_free(smtp_client_t **cp)
     xfree((char **)&c->opts.tls_server_name);
     xfree(&c->rstate);
     xfree(&c->rreply);
+    xfree(&c->keep);
     xfree(cp);
 }
 
@@ -1485,6 +1496,9 @@ int64_t smtp_client_deadline_ms(const smtp_client_t *c)
 static void txn_prepare(smtp_client_t *c, const smtp_txn *txn)
 {
     c->txn = *txn;
+    xfree(&c->keep);
+    c->n_keep = header_skip_ranges(txn->body, txn->body != NULL ? txn->body_len : 0,
+                                   txn->drop_headers, txn->n_drop_headers, &c->keep);
     if (txn->n_rcpt > c->rcpt_cap) {
         c->rstate = xrealloc(c->rstate, txn->n_rcpt * sizeof(*c->rstate));
         c->rreply = xrealloc(c->rreply, txn->n_rcpt * sizeof(*c->rreply));

@@ -94,6 +94,11 @@ typedef struct smtp_txn {
                                               * LMTP), or NULL */
     const void                *body;         /* the client's bytes, CRLF lines */
     size_t                     body_len;
+    const char *const         *drop_headers; /* field names (any case) left out
+                                              * of the body's header section
+                                              * (Envelope.drop_headers); the
+                                              * prepended ones are never dropped */
+    size_t                     n_drop_headers;
 } smtp_txn;
 
 typedef enum {

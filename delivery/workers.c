@@ -105,6 +105,8 @@ static void workers_run_job(workers_t *w, work_job *job)
         .n_headers = env->n_prepend_headers,
         .body = env->body.data,
         .body_len = env->body.data ? env->body.len : 0,
+        .drop_headers = (const char *const *)env->drop_headers,
+        .n_drop_headers = env->n_drop_headers,
         .arrival = (long long)(env->received_at / 1000000),
         .folder = job->folder,
     };

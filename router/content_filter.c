@@ -47,11 +47,12 @@ typedef struct cf_node {
     cidr_list_t    *cidr;       /* CLIENT_IN */
 } cf_node;
 
-typedef enum { CF_ADD_HEADER, CF_COPY, CF_REDIRECT, CF_DISCARD, CF_SET_SPAM, CF_STOP } cf_action_kind;
+typedef enum { CF_ADD_HEADER, CF_EDIT_HEADER, CF_COPY, CF_REDIRECT, CF_DISCARD, CF_SET_SPAM, CF_STOP } cf_action_kind;
 
 typedef struct cf_action {
     cf_action_kind kind;
-    char          *text;        /* ADD_HEADER: "Name: value"; COPY, REDIRECT: the address */
+    char          *text;        /* ADD_HEADER, EDIT_HEADER: "Name: value";
+                                 * COPY, REDIRECT: the address */
 } cf_action;
 
 typedef struct cf_rule {
@@ -547,23 +548,20 @@ static bool cf_parse_action(cf_parser *p, cf_rule *r)
     cf_token *t = cf_next(p);
     cf_action a = {0};
 
-    if (cf_is_word(t, "add")) {
-        if (!cf_expect_word(p, "header", "add"))
+    if (cf_is_word(t, "add") || cf_is_word(t, "edit")) {
+        bool edit = cf_is_word(t, "edit");
+        if (!cf_expect_word(p, "header", edit ? "edit" : "add"))
             return false;
         cf_token *v = cf_next(p);
         if (v->type != TOK_STRING) {
-            cf_error(p, v->line, "expected \"Name: value\" after \"add header\", not %s",
-                     cf_describe(v, d, sizeof d));
+            cf_error(p, v->line, "expected \"Name: value\" after \"%s header\", not %s",
+                     edit ? "edit" : "add", cf_describe(v, d, sizeof d));
             return false;
         }
         if (!cf_header_ok(p, v))
             return false;
-        a.kind = CF_ADD_HEADER;
+        a.kind = edit ? CF_EDIT_HEADER : CF_ADD_HEADER;
         a.text = xstrdup(v->text);
-    } else if (cf_is_word(t, "edit")) {
-        cf_error(p, t->line, "\"edit header\" is not supported (delivery cannot drop a field "
-                 "of the client's header); use \"add header\"");
-        return false;
     } else if (cf_is_word(t, "copy") || cf_is_word(t, "redirect")) {
         bool copy = cf_is_word(t, "copy");
         if (!cf_expect_word(p, "to", copy ? "copy" : "redirect"))
@@ -580,8 +578,8 @@ static bool cf_parse_action(cf_parser *p, cf_rule *r)
     } else if (cf_is_word(t, "stop")) {
         a.kind = CF_STOP;
     } else {
-        cf_error(p, t->line, "expected an action (add header, copy to, redirect to, discard, "
-                 "set spam, stop), not %s", cf_describe(t, d, sizeof d));
+        cf_error(p, t->line, "expected an action (add header, edit header, copy to, redirect to, "
+                 "discard, set spam, stop), not %s", cf_describe(t, d, sizeof d));
         return false;
     }
     r->actions = xrealloc(r->actions, (r->n_actions + 1) * sizeof *r->actions);
@@ -1004,8 +1002,15 @@ void content_filter_apply(const content_filter_t *cf, const Envelope *env,
         for (size_t k = 0; k < r->n_actions; k++) {
             const cf_action *a = &r->actions[k];
             switch (a->kind) {
+            case CF_EDIT_HEADER:
             case CF_ADD_HEADER: {
                 buf_t b = BUF_INIT;
+                if (a->kind == CF_EDIT_HEADER) {
+                    /* the name as cf_header_ok checked it, before the colon */
+                    char *name = xmemdup(a->text, (size_t)(strchr(a->text, ':') - a->text));
+                    cf_add_unique(&out->drop, &out->n_drop, name);
+                    xfree(&name);
+                }
                 cf_expand(&b, a->text, &c, first ? first : "");
                 out->headers = xrealloc(out->headers, (out->n_headers + 1) * sizeof *out->headers);
                 out->headers[out->n_headers++] = cf_fold(b.data ? b.data : "", b.len);
@@ -1048,7 +1053,10 @@ void content_filter_result_free(content_filter_result *res)
         xfree(&res->headers[i]);
     for (size_t i = 0; i < res->n_copies; i++)
         xfree(&res->copies[i]);
+    for (size_t i = 0; i < res->n_drop; i++)
+        xfree(&res->drop[i]);
     xfree(&res->headers);
+    xfree(&res->drop);
     xfree(&res->copies);
     xfree(&res->fate);
     for (size_t i = 0; res->redirect && i < res->n_rcpt; i++)

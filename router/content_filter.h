@@ -28,14 +28,17 @@
  *                               %%Client_IP%%, %%Subject%% are replaced;
  *                               the result loses CR, LF and NUL and is
  *                               folded to lines of at most 998 bytes)
+ *   edit header "Name: value"  (as add header, and every Name field of
+ *                               the client's header section is left out
+ *                               on delivery: Envelope.drop_headers; a
+ *                               field the client did not send is just
+ *                               added; fields correio's stages or filters
+ *                               prepended stay)
  *   copy to ADDR               (one more recipient, NOTIFY=NEVER)
  *   redirect to ADDR           (replaces each matching recipient)
  *   discard                    (the matching recipients are discarded)
  *   set spam                   (the message counts as spam from now on)
  *   stop                       (no further rules)
- * "edit header" is refused: delivery writes the router's fields before
- * the client's bytes and cannot drop one of the client's fields.
- *
  * Recipient conditions are evaluated per recipient: a rule fires when its
  * condition holds for at least one recipient; copy, redirect and discard
  * apply to the recipients it holds for, header actions and set spam to
@@ -81,6 +84,9 @@ typedef enum {
 typedef struct content_filter_result {
     char  **headers;            /* complete fields, each ending in CRLF */
     size_t  n_headers;
+    char  **drop;               /* field names to leave out of the client's
+                                 * header section, no duplicates (any case) */
+    size_t  n_drop;
     char  **copies;             /* extra recipients, in order, no duplicates */
     size_t  n_copies;
     content_filter_fate *fate;  /* one per recipient given */

@@ -705,6 +705,7 @@ uint8_t *routing_route_envelope(routing_t *r, const Envelope *env, const config_
         Envelope copy = work;
         Recipient **ptrs = xcalloc(o.n ? o.n : 1, sizeof *ptrs);
         ProtobufCBinaryData *headers = NULL;
+        char **drop = NULL;
         size_t n = 0;
         for (size_t k = 0; k < o.n; k++)
             if (!o.gone[k])
@@ -723,9 +724,25 @@ uint8_t *routing_route_envelope(routing_t *r, const Envelope *env, const config_
             copy.prepend_headers = headers;
             copy.n_prepend_headers = nh;
         }
+        if (res.n_drop) {       /* "edit header": the names delivery leaves out */
+            size_t nd = env->n_drop_headers;
+            drop = xcalloc(nd + res.n_drop, sizeof *drop);
+            for (size_t k = 0; k < env->n_drop_headers; k++)
+                drop[k] = env->drop_headers[k];
+            for (size_t k = 0; k < res.n_drop; k++) {
+                size_t m = 0;
+                while (m < nd && strcasecmp(drop[m], res.drop[k]) != 0)
+                    m++;
+                if (m == nd)
+                    drop[nd++] = res.drop[k];
+            }
+            copy.drop_headers = drop;
+            copy.n_drop_headers = nd;
+        }
         out = wire_pack_envelope(&copy, len);
         xfree(&ptrs);
         xfree(&headers);
+        xfree(&drop);
     } else {
         log_warn("%s: not routed now; the ingress will send it again", env->queue_id);
     }

@@ -1,7 +1,9 @@
 """test_content_filters.py - content_filters_file in the router: IceWarp's
 two examples as written (an authenticated user's mail to a remote address
 reaches the peer with X-Auth: user; mail to someone@yahoo.com also lands
-in the local audit Maildir), discard, a bad rule file refused at start
+in the local audit Maildir), discard, "edit header" (the client's Subject,
+folded, is replaced by the edited one both in the Maildir and at the
+peer, and a Subject: line in the body stays), a bad rule file refused at start
 naming file and line, and a bad file on SIGHUP that keeps the old rules.
 Remote mail goes through relayhost = [127.0.0.1]:PORT to an SmtpPeer.
 Prints PASS/FAIL/SKIP per case (see harness.py)."""
@@ -37,6 +39,10 @@ rule "audit copy of mail to yahoo"
 rule "drop the unwanted"
   when recipient matches /^unwanted@/
   then discard
+
+rule "tag outside mail"
+  when header Subject matches /^edit-me/
+  then edit header "Subject: [external] %%Subject%%"
 """
 
 BAD = """rule "fine"
@@ -134,6 +140,36 @@ def test_discard(c):
     log_match(c, r"%s: to=<unwanted@example\.test>, route=discard text=content filter "
                  r"rule=content_filter" % qid)
     check(not c.maildir_files("unwanted@example.test"), "the discarded recipient got mail")
+
+
+def _header_section(data):
+    """The header section of a message (bytes, CRLF or LF lines)."""
+    data = data.replace(b"\r\n", b"\n")
+    return data.split(b"\n\n", 1)[0]
+
+
+@case(conf=CONF, users=USERS)
+def test_edit_header(c):
+    m = unique("edit")
+    msg = ("From: <%s>\r\nTo: <far@remote.test>\r\nSubject: edit-me hello\r\n world\r\n"
+           "Message-ID: <%s@client.example>\r\n\r\nSubject: body line\r\nbody %s\r\n"
+           % (SENDER, m, m)).encode()
+    want = b"Subject: [external] edit-me hello world"
+    with SmtpPeer(PEER_ADDR, PEER_PORT) as p:
+        qid = send_auth(c, ["far@remote.test", "demo@example.test"], msg)
+        t = p.wait_txn(m)
+        data = t["data"].encode() if isinstance(t["data"], str) else t["data"]
+        local = c.wait_for_message("demo@example.test", m)
+    for where, got in (("peer", data), ("maildir", local)):
+        head = _header_section(got)
+        subjects = re.findall(rb"(?mi)^subject:.*$", head)
+        check(subjects == [want], "%s: Subject lines %r in:\n%r" % (where, subjects, got[:800]))
+        check(b"\n world" not in head, "%s: the folded line stayed:\n%r" % (where, got[:800]))
+        check(b"Message-ID: <%s@client.example>" % m.encode() in head,
+              "%s: other fields lost:\n%r" % (where, got[:800]))
+        check(b"\nSubject: body line" in got.replace(b"\r\n", b"\n"),
+              "%s: the body's line is gone:\n%r" % (where, got[:800]))
+    log_match(c, r'%s: filter rule="tag outside mail" to=<far@remote\.test>' % qid)
 
 
 def _bad_start():

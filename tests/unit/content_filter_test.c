@@ -103,8 +103,8 @@ static const bad_case bad_cases[] = {
     {"rule \"a\"\n when authenticated\n then\nrule \"b\" then stop\n",
      "4: rule \"a\" has no action after \"then\""},
     {"rule \"a\" then\n  explode\n",
-     "2: expected an action (add header, copy to, redirect to, discard, set spam, stop), "
-     "not \"explode\""},
+     "2: expected an action (add header, edit header, copy to, redirect to, discard, "
+     "set spam, stop), not \"explode\""},
     {"rule \"a\" then\n  add header \"NoColon\"\n",
      "2: header \"NoColon\" is not \"Name: value\""},
     {"rule \"a\" then\n  add header \"Bad Name: x\"\n",
@@ -112,9 +112,12 @@ static const bad_case bad_cases[] = {
     {"rule \"a\" then\n  add header \"X: %%Nope%%\"\n",
      "2: unknown variable %%Nope%% (known: %%Auth_Email%%, %%Sender_Email%%, "
      "%%Recipient_Email%%, %%Client_IP%%, %%Subject%%)"},
-    {"rule \"a\" then\n\n  edit header \"Subject: x\"\n",
-     "3: \"edit header\" is not supported (delivery cannot drop a field of the client's "
-     "header); use \"add header\""},
+    {"rule \"a\" then\n\n  edit header Subject\n",
+     "3: expected \"Name: value\" after \"edit header\", not \"Subject\""},
+    {"rule \"a\" then\n  edit \"Subject: x\"\n",
+     "2: expected \"header\" after \"edit\", not \"Subject: x\""},
+    {"rule \"a\" then\n  edit header \"Bad Name: x\"\n",
+     "2: bad header field name in \"Bad Name: x\""},
     {"rule \"a\" then copy to nobody\n",
      "1: \"nobody\" is not an address (local@domain)"},
     {"rule \"a\" then redirect x@y\n",
@@ -348,6 +351,35 @@ static void test_actions(void **state)
     content_filter_free(&cf);
 }
 
+/* "edit header": the name goes into drop (once, whatever its case), the
+ * new field into headers as add header would; a field the client did
+ * not send is just added. */
+static void test_edit_header(void **state)
+{
+    (void)state;
+    msg m;
+    content_filter_rcpt rc[] = {{"a@remote.test", false}};
+    content_filter_result res;
+    content_filter_t *cf = parse(
+        "rule \"tag\" when recipient is remote\n"
+        "  then edit header \"Subject: [external] %%Subject%%\"\n"
+        "rule \"again\" then edit header \"SUBJECT: twice\"; edit header \"X-New: 1\"\n");
+
+    msg_init(&m, body, "192.0.2.7", "");
+    content_filter_apply(cf, &m.env, rc, 1, &res);
+    assert_int_equal(res.n_drop, 2);
+    assert_string_equal(res.drop[0], "Subject");
+    assert_string_equal(res.drop[1], "X-New");
+    assert_int_equal(res.n_headers, 3);
+    assert_string_equal(res.headers[0], "Subject: [external] Hello  world\r\n");
+    assert_string_equal(res.headers[1], "SUBJECT: twice\r\n");
+    assert_string_equal(res.headers[2], "X-New: 1\r\n");
+    assert_int_equal(m.env.n_drop_headers, 0);      /* env is not changed */
+    content_filter_result_free(&res);
+    assert_null(res.drop);
+    content_filter_free(&cf);
+}
+
 /* check_folded - every line of the field h at most 998 bytes, every CR
  * followed by LF and then white space (a continuation) but at the end. */
 static void check_folded(const char *h)
@@ -523,6 +555,38 @@ static void test_routing_applies_filters(void **state)
     wire_free_envelope(&back);
     xfree(&packed);
 
+    routing_close(&r);
+
+    /* edit header: the name travels in drop_headers, once, after the
+     * envelope's own; the new field is prepended */
+    write_file("filters", "rule \"tag\" then edit header \"Subject: [ext] %%Subject%%\"\n"
+                          "rule \"again\" then edit header \"subject: x\"\n");
+    r = routing_open(cfg, &err);
+    if (!r)
+        fail_msg("routing_open: %s", err);
+    char *had[] = {"X-Old"};
+    Recipient *one[] = {&r2};
+    r2.address = "demo@example.test";
+    msg_init(&m, "Subject: hi\r\n\r\nbody\r\n", "192.0.2.7", "");
+    m.env.version = WIRE_VERSION;
+    m.env.rcpt = one;
+    m.env.n_rcpt = 1;
+    m.env.drop_headers = had;
+    m.env.n_drop_headers = 1;
+    packed = routing_route_envelope(r, &m.env, cfg, &len);
+    assert_non_null(packed);
+    back = wire_unpack_envelope(packed, len, "test");
+    assert_non_null(back);
+    assert_int_equal(back->n_drop_headers, 2);
+    assert_string_equal(back->drop_headers[0], "X-Old");
+    assert_string_equal(back->drop_headers[1], "Subject");
+    assert_int_equal(back->n_prepend_headers, 3);
+    assert_memory_equal(back->prepend_headers[1].data, "Subject: [ext] hi\r\n",
+                        back->prepend_headers[1].len);
+    assert_int_equal(m.env.n_drop_headers, 1);
+    wire_free_envelope(&back);
+    xfree(&packed);
+
     /* a bad file: routing_open names it and the line */
     write_file("filters", "rule \"ok\" then stop\n\nrule \"bad\" when nothing then stop\n");
     routing_t *r2nd = routing_open(cfg, &err);
@@ -543,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_icewarp_examples),
         cmocka_unit_test(test_conditions),
         cmocka_unit_test(test_actions),
+        cmocka_unit_test(test_edit_header),
         cmocka_unit_test(test_header_sanitised),
         cmocka_unit_test(test_routing_applies_filters),
     };

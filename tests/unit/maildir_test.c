@@ -1,7 +1,8 @@
 /* maildir_test.c - Maildir delivery: the file lands in new/ with LF line
  * ends, trace and prepended header fields first, a unique name carrying
- * S=<size>, and nothing left in tmp/; Maildir++ folders; Delivered-To
- * loop detection. */
+ * S=<size>, and nothing left in tmp/; fields named in drop_headers left
+ * out of the client's header (not of the prepended ones); Maildir++
+ * folders; Delivered-To loop detection. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -277,12 +278,63 @@ static void test_maildir_loop(void **state)
     }
 }
 
+/* drop_headers: every Subject (any case, with its continuation lines)
+ * of the client's header goes, the prepended one and the body's stay;
+ * LF conversion holds across the skipped ranges; S= is the real size. */
+static void test_maildir_drop_headers(void **state)
+{
+    (void)state;
+    char root[] = "/tmp/maildir_test.XXXXXX";
+    assert_non_null(mkdtemp(root));
+    ProtobufCBinaryData hdrs[1] = {
+        {strlen("Subject: [external] hi\r\n"), (uint8_t *)"Subject: [external] hi\r\n"},
+    };
+    const char *body = "Subject: hi\r\n folded\r\nFrom: a@example.org\r\n"
+                       "SUBJECT: again\r\nTo: b@example.test\r\n\r\n"
+                       "Subject: in the body\r\n.\r\n";
+    const char *const drop[] = {"subject"};
+    maildir_msg m = {.sender = "a@example.org", .recipient = "b@example.test",
+                     .headers = hdrs, .n_headers = 1, .body = body, .body_len = strlen(body),
+                     .drop_headers = drop, .n_drop_headers = 1};
+    char err[256];
+    const char *expect =
+        "Return-Path: <a@example.org>\n"
+        "Delivered-To: b@example.test\n"
+        "Subject: [external] hi\n"
+        "From: a@example.org\n"
+        "To: b@example.test\n"
+        "\n"
+        "Subject: in the body\n.\n";
+
+    assert_int_equal(maildir_msg_size(&m), strlen(expect));
+    assert_int_equal(maildir_deliver(root, "example.test/b", &m, NULL, err, sizeof err), 0);
+    char *newdir = xasprintf("%s/example.test/b/new", root);
+    char names[2][256];
+    assert_int_equal(maildir_test_names(newdir, names, 2), 1);
+    char *path = xasprintf("%s/%s", newdir, names[0]);
+    size_t len;
+    char *data = fs_read_file(path, &len);
+    assert_non_null(data);
+    assert_int_equal(len, strlen(expect));
+    assert_memory_equal(data, expect, len);
+    char *sz = xasprintf(",S=%zu", len);
+    assert_string_equal(names[0] + strlen(names[0]) - strlen(sz), sz);
+    xfree(&sz);
+    xfree(&data);
+    xfree(&path);
+    xfree(&newdir);
+    char *cmd = xasprintf("rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+    xfree(&cmd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_maildir_deliver),
         cmocka_unit_test(test_maildir_stable_id),
         cmocka_unit_test(test_maildir_null_sender_and_injection),
+        cmocka_unit_test(test_maildir_drop_headers),
         cmocka_unit_test(test_maildir_refuses),
         cmocka_unit_test(test_maildir_folder),
         cmocka_unit_test(test_maildir_loop),

@@ -331,6 +331,63 @@ static void test_pipelining(void **state)
     conv_end(&t);
 }
 
+/* drop_headers: the named fields of the body's header (folded lines
+ * too) are not sent, the prepended one is; a kept range that starts with
+ * '.' is dot-stuffed; SIZE= counts what is sent; a peer SIZE limit the
+ * whole body exceeds but the kept bytes do not is no refusal. */
+static void test_drop_headers(void **state)
+{
+    static const char body[] = "Subject: hi\r\n folded\r\n.Odd: x\r\nsubject: again\r\n"
+                               "X-Keep: 1\r\n\r\n.body\r\nSubject: body\r\n";
+    static const char header[] = "Subject: [external] hi\r\n";
+    static const char sent[] = "Subject: [external] hi\r\n.Odd: x\r\nX-Keep: 1\r\n\r\n"
+                               ".body\r\nSubject: body\r\n";
+    static const char *const drop[] = {"SUBJECT"};
+    conv_t t;
+    txn_t x;
+    char want[512];
+
+    (void)state;
+    assert_true(strlen(header) + strlen(body) > 90 && strlen(sent) <= 90);
+    conv_opts(&t);
+    session(&t, "250-PIPELINING\r\n250 SIZE 90\r\n");
+    txn_init(&x, 1, body);
+    txn_header(&x, header);
+    x.txn.drop_headers = drop;
+    x.txn.n_drop_headers = 1;
+    smtp_client_start(t.c, &x.txn);
+    assert_int_equal(io(&t), SMTP_CLIENT_RUNNING);
+    snprintf(want, sizeof(want), "MAIL FROM:<s@a.test> SIZE=%zu\r\nRCPT TO:<r1@b.test>\r\n"
+             "DATA\r\n", strlen(sent));
+    expect_one_read(&t, want);
+    srv_send(&t, "250 ok\r\n250 ok\r\n354 go\r\n");
+    assert_int_equal(io(&t), SMTP_CLIENT_RUNNING);
+    expect(&t, "Subject: [external] hi\r\n..Odd: x\r\nX-Keep: 1\r\n\r\n"
+           "..body\r\nSubject: body\r\n.\r\n");
+    srv_send(&t, "250 queued\r\n");
+    assert_int_equal(io(&t), SMTP_CLIENT_DONE);
+    assert_reply(smtp_client_rcpt_reply(t.c, 0), 250, "2.0.0", "end of DATA", "250 queued");
+    assert_int_equal(io(&t), SMTP_CLIENT_READY);
+
+    /* the same connection, a body of only dropped fields: just the
+     * prepended field, then the dot */
+    txn_init(&x, 1, "Subject: a\r\n b\r\n");
+    txn_header(&x, header);
+    x.txn.drop_headers = drop;
+    x.txn.n_drop_headers = 1;
+    smtp_client_start(t.c, &x.txn);
+    assert_int_equal(io(&t), SMTP_CLIENT_RUNNING);
+    snprintf(want, sizeof(want), "MAIL FROM:<s@a.test> SIZE=%zu\r\nRCPT TO:<r1@b.test>\r\n"
+             "DATA\r\n", strlen(header));
+    expect_one_read(&t, want);
+    srv_send(&t, "250 ok\r\n250 ok\r\n354 go\r\n");
+    assert_int_equal(io(&t), SMTP_CLIENT_RUNNING);
+    expect(&t, "Subject: [external] hi\r\n.\r\n");
+    srv_send(&t, "250 queued\r\n");
+    assert_int_equal(io(&t), SMTP_CLIENT_DONE);
+    conv_end(&t);
+}
+
 /* Without PIPELINING: one command per reply; no parameters the peer did
  * not offer; a multi-line reply without enhanced codes. */
 static void test_one_at_a_time(void **state)
@@ -1106,6 +1163,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipelining),
         cmocka_unit_test(test_one_at_a_time),
+        cmocka_unit_test(test_drop_headers),
         cmocka_unit_test(test_helo_fallback),
         cmocka_unit_test(test_prechecks),
         cmocka_unit_test(test_rset_and_reuse),
