@@ -189,11 +189,17 @@ static int notice_send(notices_t *n, const queue_rec *r, dsn_action kind,
         [DSN_DELIVERED] = "2.0.0", [DSN_RELAYED] = "2.0.0",
     };
     dsn_rcpt *dr = xcalloc(k, sizeof *dr);
+    char **orcpt = xcalloc(k, sizeof *orcpt);
     for (size_t j = 0; j < k; j++) {
         const queue_rcpt *q = &r->rcpt[idx[j]];
         const Recipient *rc = r->env->rcpt[idx[j]];
+        /* no ORCPT from the client: the address before alias expansion,
+         * as Postfix reports it */
+        orcpt[j] = rc->orcpt[0] ? xstrdup(rc->orcpt)
+                   : rc->original[0] && strcasecmp(rc->original, rc->address) != 0
+                   ? xasprintf("rfc822;%s", rc->original) : xstrdup("");
         dr[j] = (dsn_rcpt){
-            .address = rc->address, .orcpt = rc->orcpt, .action = kind,
+            .address = rc->address, .orcpt = orcpt[j], .action = kind,
             .status = q->dsn_status[0] ? q->dsn_status : fallback[kind],
             .remote_mta = q->remote_mta, .diagnostic = q->diagnostic, .text = q->status,
             .last_attempt_us = q->last_attempt_us,
@@ -207,6 +213,9 @@ static int notice_send(notices_t *n, const queue_rec *r, dsn_action kind,
     };
     size_t len;
     uint8_t *body = bounce_compose(&rep, &len);
+    for (size_t j = 0; j < k; j++)
+        xfree(&orcpt[j]);
+    xfree(&orcpt);
     xfree(&dr);
 
     Recipient to = CORREIO__RECIPIENT__INIT;

@@ -44,7 +44,8 @@ VIRTUAL_TEXT = ("list@example.test     alice@example.test, bob@example.test\n"
                 "loopa@example.test    loopb@example.test\n"
                 "loopb@example.test    loopa@example.test\n"
                 "both@example.test     list@example.test, alice@example.test\n"
-                "load@example.test     alice@example.test, bob@example.test\n")
+                "load@example.test     alice@example.test, bob@example.test\n"
+                "gone@example.test     nobody@vdom.test\n")
 build(VIRTUAL, VIRTUAL_TEXT)
 
 
@@ -138,6 +139,20 @@ def test_loop_bounces(c):
         check(not c.maildir_files(who), "%s got mail" % who)
     check(len(re.findall(r"%s: to=<loopa@example\.test>, route=" % qid, c.log())) == 1,
           "routed more than once")
+
+
+@case(conf=CONF, users=USERS)
+def test_bounce_names_the_alias(c):
+    # an alias whose target fails: the DSN's Original-Recipient is the
+    # address the client gave, Final-Recipient the one that failed
+    m = unique("gone")
+    qid = send_mail(c, SENDER, ["gone@example.test"], simple_message(m, to="gone@example.test"))
+    bounce = wait_for(lambda: next((x for x in c.maildir_messages(SENDER)
+                                    if qid.encode() in x and b"5.1.1" in x), None),
+                      20, what="the bounce for %s" % qid)
+    check(b"Final-Recipient: rfc822; nobody@vdom.test" in bounce, "bounce: %r" % bounce[:1200])
+    check(re.search(rb"Original-Recipient: rfc822; ?gone@example\.test", bounce),
+          "no Original-Recipient for the alias: %r" % bounce[:1200])
 
 
 @case(conf=CONF, users=USERS)
