@@ -17,6 +17,7 @@
 #include <sys/random.h>
 
 #include "bounce.h"
+#include "status_code.h"
 #include "buf.h"
 #include "log.h"
 #include "timeutil.h"
@@ -143,20 +144,9 @@ static void put_date_field(buf_t *out, const char *name, uint64_t us)
 /* status_ok - is s an RFC 3463 status code "c.sss.ddd" (class 2, 4, 5)? */
 static bool status_ok(const char *s)
 {
-    size_t n;
+    size_t n = s ? status_code_len(s) : 0;
 
-    if (!s || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
-        return false;
-    s += 2;
-    for (int part = 0; part < 2; part++) {
-        n = strspn(s, "0123456789");
-        if (n == 0 || n > 3)
-            return false;
-        s += n;
-        if (part == 0 && *s++ != '.')
-            return false;
-    }
-    return *s == '\0';
+    return n > 0 && s[n] == '\0' && (s[0] == '2' || s[0] == '4' || s[0] == '5');
 }
 
 static const char *action_word(dsn_action a)

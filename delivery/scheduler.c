@@ -32,6 +32,7 @@
 #include "maildir.h"
 #include "quota.h"
 #include "scheduler_int.h"
+#include "status_code.h"
 #include "timeutil.h"
 #include "xalloc.h"
 
@@ -255,17 +256,10 @@ static bool sched_expired(const scheduler_t *s, const Envelope *env, uint64_t no
  * text does not start with an enhanced status code (RFC 3463). */
 static void sched_leading_status(const char *text, char *out, size_t size)
 {
-    const char *p = text;
-    if ((p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
-        return;
-    p += 2;
-    for (int part = 0; part < 2; part++) {
-        size_t digits = strspn(p, "0123456789");
-        if (digits == 0 || digits > 3 || p[digits] != (part == 0 ? '.' : ' '))
-            return;
-        p += digits + 1;
-    }
-    snprintf(out, size, "%.*s", (int)(p - 1 - text), text);
+    size_t n = status_code_len(text);
+
+    if (n > 0 && text[n] == ' ' && (text[0] == '2' || text[0] == '4' || text[0] == '5'))
+        snprintf(out, size, "%.*s", (int)n, text);
 }
 
 /* sched_apply - one result onto its record; the log line is made now and

@@ -31,6 +31,7 @@
 #include "header_skip.h"
 #include "log.h"
 #include "smtp_client.h"
+#include "status_code.h"
 #include "timeutil.h"
 #include "xalloc.h"
 
@@ -1176,32 +1177,11 @@ static void reply_append(reply_reader *rd, const char *s, size_t n)
     rd->text_len += printable_copy(text + rd->text_len, room, s, n);
 }
 
-/* status_number - 1 to 3 digits at s + *i: step over them. */
-static bool status_number(const char *s, size_t *i)
-{
-    size_t n = 0;
-
-    while (n <= 3 && s[*i + n] >= '0' && s[*i + n] <= '9')
-        n++;
-    if (n < 1 || n > 3)
-        return false;
-    *i += n;
-    return true;
-}
-
 /* enhanced_status - the length of an RFC 2034 status "C.SSS.DDD" of
  * class code / 100 at the start of s, or 0. */
 static size_t enhanced_status(const char *s, int code)
 {
-    size_t i = 2;
-
-    if (s[0] != '0' + code / 100 || s[1] != '.')
-        return 0;
-    if (!status_number(s, &i) || s[i++] != '.')
-        return 0;
-    if (!status_number(s, &i) || (s[i] != ' ' && s[i] != '\0'))
-        return 0;
-    return i;
+    return s[0] == '0' + code / 100 ? status_code_len(s) : 0;
 }
 
 /* reply_status - the status from the reply ("250 2.1.0 ok") when it has

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "relayhost.h"
+#include "status_code.h"
 #include "transport.h"
 
 /* transport_fail - a reason into err; always -1. */
@@ -44,32 +45,6 @@ static bool transport_printable(const char *s)
         if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
             return false;
     return true;
-}
-
-/* transport_status_len - length of a leading "C.S.D" enhanced status code
- * (RFC 3463: class digit, 1-3 digits, 1-3 digits) followed by a space or
- * the end; 0 when text does not start with one. */
-static size_t transport_status_len(const char *text)
-{
-    const char *p = text;
-
-    if (!isdigit((unsigned char)*p) || p[1] != '.')
-        return 0;
-    p += 2;
-    for (int part = 0; part < 2; part++) {
-        size_t n = 0;
-        while (isdigit((unsigned char)p[n]))
-            n++;
-        if (n < 1 || n > 3)
-            return 0;
-        p += n;
-        if (part == 0) {
-            if (*p != '.')
-                return 0;
-            p++;
-        }
-    }
-    return (*p == 0 || *p == ' ') ? (size_t)(p - text) : 0;
 }
 
 /* transport_host - an SMTP or LMTP host next hop through relayhost_parse,
@@ -155,7 +130,7 @@ int transport_parse(const char *spec, transport_t *out, char *err, size_t errsiz
         return transport_lmtp(hop, out, err, errsize);
     }
     if (!strcasecmp(name, "error")) {
-        size_t sl = transport_status_len(hop);
+        size_t sl = status_code_len(hop);
         out->kind = TRANSPORT_ERROR;
         if (*hop == 0) {
             snprintf(out->text, sizeof out->text, "%s", TRANSPORT_ERROR_DEFAULT);
