@@ -41,7 +41,8 @@ typedef struct dsn_rcpt {
     const char *address;        /* final recipient */
     const char *orcpt;          /* DSN ORCPT as given ("rfc822;a@b"), "" if none */
     dsn_action  action;
-    const char *status;         /* "5.1.1" */
+    const char *status;         /* "5.1.1"; "" (or not a status code): the
+                                 * action's own, 5.0.0, 4.0.0 or 2.0.0 */
     const char *remote_mta;     /* "mx.example.com" or "" */
     const char *diagnostic;     /* "550 5.1.1 no such user" or "" */
     const char *text;           /* the human reason when there is no

@@ -83,12 +83,6 @@ bool notices_withheld(const notices_t *n, const Envelope *env)
     return env->reverse_path[0] && !sender_gets_notices(n->st->cfg, env);
 }
 
-static uint64_t lifetime_us(const config_t *cfg, const Envelope *env)
-{
-    const char *p = env->reverse_path[0] ? "maximal_queue_lifetime" : "bounce_queue_lifetime";
-    return (uint64_t)config_time_ms(cfg, p) * 1000;
-}
-
 /* notice_due - the notice recipient i of r needs now, or -1. */
 static int notice_due(const config_t *cfg, const queue_rec *r, size_t i, uint64_t now_us)
 {
@@ -184,10 +178,6 @@ static int notice_send(notices_t *n, const queue_rec *r, dsn_action kind,
                        const unsigned *idx, size_t k)
 {
     const config_t *cfg = n->st->cfg;
-    static const char *const fallback[NOTICE_KINDS] = {
-        [DSN_FAILED] = "5.0.0", [DSN_DELAYED] = "4.0.0",
-        [DSN_DELIVERED] = "2.0.0", [DSN_RELAYED] = "2.0.0",
-    };
     dsn_rcpt *dr = xcalloc(k, sizeof *dr);
     char **orcpt = xcalloc(k, sizeof *orcpt);
     for (size_t j = 0; j < k; j++) {
@@ -200,10 +190,10 @@ static int notice_send(notices_t *n, const queue_rec *r, dsn_action kind,
                    ? xasprintf("rfc822;%s", rc->original) : xstrdup("");
         dr[j] = (dsn_rcpt){
             .address = rc->address, .orcpt = orcpt[j], .action = kind,
-            .status = q->dsn_status[0] ? q->dsn_status : fallback[kind],
+            .status = q->dsn_status,
             .remote_mta = q->remote_mta, .diagnostic = q->diagnostic, .text = q->status,
             .last_attempt_us = q->last_attempt_us,
-            .retry_until_us = r->env->received_at + lifetime_us(cfg, r->env),
+            .retry_until_us = r->env->received_at + queue_lifetime_us(cfg, r->env),
         };
     }
     dsn_report rep = {

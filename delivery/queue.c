@@ -140,6 +140,12 @@ int queue_put_new(queue_txn *t, const void *frame, size_t len, const Envelope *e
     return rc;
 }
 
+uint64_t queue_lifetime_us(const config_t *cfg, const Envelope *env)
+{
+    const char *p = env->reverse_path[0] ? "maximal_queue_lifetime" : "bounce_queue_lifetime";
+    return (uint64_t)config_time_ms(cfg, p) * 1000;
+}
+
 bool queue_rcpt_final(Correio__RcptState s)
 {
     return s == CORREIO__RCPT_STATE__RCPT_DELIVERED || s == CORREIO__RCPT_STATE__RCPT_FAILED;

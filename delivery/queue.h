@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "config.h"
 #include "wire.h"
 
 typedef struct queue queue_t;
@@ -93,6 +94,10 @@ long queue_scan(queue_t *q, queue_visit_fn fn, void *ctx, size_t max);
  * before_us, looking at no more than 10 * max; returns how many went. */
 size_t queue_prune_done(queue_t *q, uint64_t before_us, size_t max);
 
+/* queue_lifetime_us - how long env may wait in the queue before its
+ * deferred recipients fail: maximal_queue_lifetime, or
+ * bounce_queue_lifetime for a bounce (the null sender). */
+uint64_t queue_lifetime_us(const config_t *cfg, const Envelope *env);
 /* queue_rcpt_final - nothing more will be tried for this state. */
 bool queue_rcpt_final(Correio__RcptState s);
 /* queue_rcpt_set_status - replace r's status text with a copy of text. */

@@ -244,12 +244,11 @@ static bool sched_to_local(queue_rcpt *q, const char *address)
     return ok;
 }
 
-/* sched_expired - has r waited in the queue longer than its lifetime? */
+/* sched_expired - has env waited in the queue longer than its lifetime? */
 static bool sched_expired(const scheduler_t *s, const Envelope *env, uint64_t now_us)
 {
-    const char *p = env->reverse_path[0] ? "maximal_queue_lifetime" : "bounce_queue_lifetime";
-    uint64_t life = (uint64_t)config_time_ms(s->st->cfg, p) * 1000;
-    return env->received_at && now_us >= env->received_at + life;
+    return env->received_at
+           && now_us >= env->received_at + queue_lifetime_us(s->st->cfg, env);
 }
 
 /* sched_leading_status - "5.7.1 text" -> "5.7.1" into out; nothing when
