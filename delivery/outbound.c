@@ -35,7 +35,6 @@
  * the few hundred connections smtp_connection_limit allows by default.
  */
 #include <arpa/inet.h>
-#include <ares.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -945,13 +944,6 @@ static void dest_resolve(outbound_t *o, dest *d)
     d->mxq = dns_query(o->dns, d->nh.host, DNS_MX, on_mx, d);
 }
 
-/* is_nxdomain - a NOTFOUND that says the name does not exist at all. */
-static bool is_nxdomain(const dns_reply *r)
-{
-    return r->status == DNS_NOTFOUND && r->error != NULL
-           && strcmp(r->error, ares_strerror(ARES_ENOTFOUND)) == 0;
-}
-
 static unsigned ttl_of(unsigned ttl, unsigned fallback)
 {
     return ttl == 0 ? fallback : ttl;
@@ -968,7 +960,7 @@ static void on_mx(void *arg, const dns_reply *reply)
         dest_unusable(d, CORREIO__RCPT_STATE__RCPT_DEFERRED, "4.4.3", false, 0,
                       "Host or domain name not found. Name service error for name=%s "
                       "type=MX: %s", d->nh.host, reply->error);
-    } else if (is_nxdomain(reply)) {
+    } else if (reply->nxdomain) {
         dest_unusable(d, CORREIO__RCPT_STATE__RCPT_FAILED, "5.1.2", false,
                       ttl_of(reply->ttl, CACHE_NOTFOUND_S),
                       "Host or domain name not found. Name service error for name=%s "

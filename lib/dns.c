@@ -563,6 +563,7 @@ static void complete(dns_query_t *q, int status, const unsigned char *abuf, int 
     memset(&reply, 0, sizeof(reply));
     reply.status = status_of(status);
     reply.error = q->why != NULL ? q->why : ares_strerror(status);
+    reply.nxdomain = status == ARES_ENOTFOUND && q->why == NULL;
     if (status == ARES_SUCCESS) {
         reply.ttl = l.ttl;
         reply.n = l.n;

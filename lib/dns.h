@@ -36,6 +36,8 @@ typedef struct dns_rr {
 typedef struct dns_reply {
     dns_status  status;
     const char *error;  /* for logs when not DNS_OK: "Domain name not found" */
+    bool        nxdomain;   /* DNS_NOTFOUND because the name does not exist
+                             * at all (NXDOMAIN), not just lacks the type */
     unsigned    ttl;    /* smallest TTL among the records (0 if unknown) */
     size_t      n;
     dns_rr     *rr;     /* MX sorted by preference (ties in random order);

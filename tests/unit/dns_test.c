@@ -238,6 +238,7 @@ static bool drained(dns_t *d, void *arg)
 typedef struct result {
     int        calls;
     dns_status status;
+    bool       nxdomain;
     unsigned   ttl;
     size_t     n;
     unsigned   pref[MAX_RR];
@@ -264,6 +265,7 @@ static void on_reply(void *arg, const dns_reply *reply)
 
     r->calls++;
     r->status = reply->status;
+    r->nxdomain = reply->nxdomain;
     r->ttl = reply->ttl;
     r->n = reply->n;
     assert_non_null(reply->error);
@@ -382,6 +384,15 @@ static void test_lookups(void **state)
         if (c->status != DNS_OK && r.ttl != 0)
             fail_msg("%s %s: ttl %u on a failure", type_names[c->type], c->name, r.ttl);
     }
+    /* NXDOMAIN apart from "the name is there, without that type" */
+    lookup(&l, d, "nosuch.ok.test", DNS_A, &r);
+    assert_int_equal(r.status, DNS_NOTFOUND);
+    assert_true(r.nxdomain);
+    lookup(&l, d, "aonly.test", DNS_MX, &r);
+    assert_int_equal(r.status, DNS_NOTFOUND);
+    assert_false(r.nxdomain);
+    lookup(&l, d, "ok.test", DNS_A, &r);
+    assert_false(r.nxdomain);
     result_clear(&r);
     assert_int_equal(dns_pending(d), 0);
     dns_free(&d);
