@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hostport.h"
 #include "log.h"
 #include "myself.h"
 #include "xalloc.h"
@@ -97,32 +98,19 @@ static bool add_host(myself_t *m, const char *host, unsigned port, bool listener
     return true;
 }
 
-/* split_listener - "host:port", "[v6]:port", ":port" into host and port. */
+/* split_listener - "host:port", "[v6]:port", ":port" into host and a
+ * port number. */
 static bool split_listener(const char *item, char *host, size_t size, unsigned *port)
 {
-    const char *hend, *p;
+    const char *p;
     char *end;
     unsigned long v;
 
-    if (item[0] == '[') {
-        hend = strchr(item, ']');
-        if (hend == NULL || hend[1] != ':')
-            return false;
-        p = hend + 2;
-        item++;
-    } else {
-        hend = strrchr(item, ':');
-        if (hend == NULL)
-            return false;
-        p = hend + 1;
-    }
-    if ((size_t)(hend - item) >= size || *p < '0' || *p > '9')
+    if (!hostport_split(item, host, size, &p) || *p < '0' || *p > '9')
         return false;
     v = strtoul(p, &end, 10);
     if (*end != '\0' || v == 0 || v > 65535)
         return false;
-    memcpy(host, item, (size_t)(hend - item));
-    host[hend - item] = '\0';
     *port = (unsigned)v;
     return true;
 }

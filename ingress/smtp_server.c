@@ -33,6 +33,7 @@
 #include "admin.h"
 #include "auth_pool.h"
 #include "ingress_admin.h"
+#include "hostport.h"
 #include "log.h"
 #include "pipeline.h"
 #include "smtp_server.h"
@@ -235,25 +236,12 @@ void smtp_server_watch_pipeline(smtp_server_t *srv)
 static int listen_one(const char *param, const char *spec)
 {
     char host[256];
-    const char *port, *colon;
+    const char *port;
     struct addrinfo hints, *res = NULL;
     int fd, one = 1, rc;
 
-    if (spec[0] == '[') {
-        const char *close = strchr(spec, ']');
-        if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof(host))
-            log_fatal("%s: %s: expected [address]:port", param, spec);
-        memcpy(host, spec + 1, (size_t)(close - spec - 1));
-        host[close - spec - 1] = '\0';
-        port = close + 2;
-    } else {
-        colon = strrchr(spec, ':');
-        if (!colon || (size_t)(colon - spec) >= sizeof(host))
-            log_fatal("%s: %s: expected host:port", param, spec);
-        memcpy(host, spec, (size_t)(colon - spec));
-        host[colon - spec] = '\0';
-        port = colon + 1;
-    }
+    if (!hostport_split(spec, host, sizeof(host), &port))
+        log_fatal("%s: %s: expected host:port or [address]:port", param, spec);
     memset(&hints, 0, sizeof(hints));
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
