@@ -55,6 +55,16 @@ uint8_t *wire_pack_submit_reply(const SubmitReply *r, size_t *len)
     return pack(&r->base, len);
 }
 
+uint8_t *wire_pack_policy_request(const PolicyRequest *r, size_t *len)
+{
+    return pack(&r->base, len);
+}
+
+uint8_t *wire_pack_policy_reply(const PolicyReply *r, size_t *len)
+{
+    return pack(&r->base, len);
+}
+
 static void dropped(const char *what, const char *from, size_t len, const char *reason)
 {
     log_warn("dropped bad frame from %s: %zu bytes: %s: %s",
@@ -173,6 +183,31 @@ SubmitReply *wire_unpack_submit_reply(const void *data, size_t len, const char *
     return r;
 }
 
+PolicyRequest *wire_unpack_policy_request(const void *data, size_t len, const char *from)
+{
+    PolicyRequest *r = (PolicyRequest *)unpack(&correio__policy_request__descriptor,
+                                               "policy request", data, len, from);
+
+    if (r == NULL || !version_ok(&r->base, r->version, "policy request", from, len))
+        return NULL;
+    if (r->kind == CORREIO__POLICY_KIND__POLICY_UNSPECIFIED) {
+        dropped("policy request", from, len, "no kind");
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        return NULL;
+    }
+    return r;
+}
+
+PolicyReply *wire_unpack_policy_reply(const void *data, size_t len, const char *from)
+{
+    PolicyReply *r = (PolicyReply *)unpack(&correio__policy_reply__descriptor,
+                                           "policy reply", data, len, from);
+
+    if (r == NULL || !version_ok(&r->base, r->version, "policy reply", from, len))
+        return NULL;
+    return r;
+}
+
 #define WIRE_FREE(fn, type)                                         \
     void fn(type **p)                                               \
     {                                                               \
@@ -188,3 +223,5 @@ WIRE_FREE(wire_free_admin_request, AdminRequest)
 WIRE_FREE(wire_free_admin_reply, AdminReply)
 WIRE_FREE(wire_free_submit_request, SubmitRequest)
 WIRE_FREE(wire_free_submit_reply, SubmitReply)
+WIRE_FREE(wire_free_policy_request, PolicyRequest)
+WIRE_FREE(wire_free_policy_reply, PolicyReply)

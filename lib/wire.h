@@ -24,6 +24,9 @@ typedef Correio__AdminReply   AdminReply;
 typedef Correio__QueueEntry   QueueEntry;
 typedef Correio__SubmitRequest SubmitRequest;
 typedef Correio__SubmitReply  SubmitReply;
+typedef Correio__PolicyRequest PolicyRequest;
+typedef Correio__PolicyReply  PolicyReply;
+typedef Correio__PolicyEntry  PolicyEntry;
 
 /* wire_pack_* - encode into fresh memory (xmalloc); *len gets the size. */
 uint8_t *wire_pack_envelope(const Envelope *e, size_t *len);
@@ -32,6 +35,8 @@ uint8_t *wire_pack_admin_request(const AdminRequest *r, size_t *len);
 uint8_t *wire_pack_admin_reply(const AdminReply *r, size_t *len);
 uint8_t *wire_pack_submit_request(const SubmitRequest *r, size_t *len);
 uint8_t *wire_pack_submit_reply(const SubmitReply *r, size_t *len);
+uint8_t *wire_pack_policy_request(const PolicyRequest *r, size_t *len);
+uint8_t *wire_pack_policy_reply(const PolicyReply *r, size_t *len);
 
 /* wire_unpack_* - strict decode; NULL (after log_warn naming `from`) on a
  * bad frame.  Free the result with wire_free_*. */
@@ -43,6 +48,9 @@ AdminReply   *wire_unpack_admin_reply(const void *data, size_t len, const char *
  * but at least one recipient. */
 SubmitRequest *wire_unpack_submit_request(const void *data, size_t len, const char *from);
 SubmitReply  *wire_unpack_submit_reply(const void *data, size_t len, const char *from);
+/* a policy request must name a kind it knows */
+PolicyRequest *wire_unpack_policy_request(const void *data, size_t len, const char *from);
+PolicyReply  *wire_unpack_policy_reply(const void *data, size_t len, const char *from);
 
 void wire_free_envelope(Envelope **e);
 void wire_free_event(Event **e);
@@ -50,5 +58,7 @@ void wire_free_admin_request(AdminRequest **r);
 void wire_free_admin_reply(AdminReply **r);
 void wire_free_submit_request(SubmitRequest **r);
 void wire_free_submit_reply(SubmitReply **r);
+void wire_free_policy_request(PolicyRequest **r);
+void wire_free_policy_reply(PolicyReply **r);
 
 #endif
