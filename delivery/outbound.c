@@ -11,7 +11,9 @@
  *
  * The objects:
  *   dest   one destination key (nexthop.h): its job queue, its resolved
- *          address list (cached for the records' TTL), its connections
+ *          address list (reused for DEST_REUSE_S; then resolved again, the
+ *          answers coming from the engine's DNS cache while their TTL
+ *          lasts, lib/dns_cache.h), its connections
  *   job    recipients of one envelope for one destination; when it starts
  *          it walks the address list (smtp_mx_address_limit addresses,
  *          smtp_mx_session_limit sessions) until a session takes the
@@ -52,6 +54,7 @@
 
 #include "buf.h"
 #include "dns.h"
+#include "dns_cache.h"
 #include "log.h"
 #include "map.h"
 #include "myself.h"
@@ -65,12 +68,8 @@
 
 #define EPOLL_BATCH          64
 #define DEST_BUCKETS         1024
-#define CACHE_TTL_MAX_S      3600   /* resolved destinations, at most */
-#define CACHE_TTL_MIN_S      5      /* a burst must not re-resolve per job */
-#define CACHE_TTL_UNKNOWN_S  60     /* the resolver gave no TTL */
-#define CACHE_TTL_PARTIAL_S  60     /* some MX hosts did not resolve (tempfail) */
-#define CACHE_NOTFOUND_S     60     /* NXDOMAIN, no address: when no TTL came */
-#define CACHE_LITERAL_S      3600   /* IP literals and UNIX sockets */
+#define DEST_REUSE_S         5      /* a burst must not re-resolve per job; the
+                                     * DNS cache keeps the answers for their TTL */
 #define MX_HOSTS_MAX         16     /* MX hosts resolved per destination */
 #define SWEEP_INTERVAL_MS    1000   /* unused destinations are freed this often */
 
@@ -101,6 +100,8 @@ struct outbound_settings {
     char          **dns_servers;                /* NULL-terminated */
     int64_t         dns_timeout_ms;
     int             dns_tries;
+    size_t          dns_cache_size;
+    unsigned        dns_cache_max_ttl_s, dns_negative_ttl_s;
 };
 
 /* One address to connect to. */
@@ -191,7 +192,6 @@ struct dest {
     dns_query_t  *mxq;
     mx_host      *mx;
     size_t        n_mx, pending;
-    unsigned      ttl;
     bool          self_check;       /* the hosts are MX hosts: look for this host */
     bool          implicit_mx;      /* no MX: the domain itself (RFC 5321 5.1) */
     /* jobs and connections */
@@ -253,6 +253,7 @@ struct outbound {
     outbound_settings  *set;
     int                 epfd;
     dns_t              *dns;
+    dns_cache_t        *dns_cache;      /* the answers of o->dns, for their TTL */
     source            **dns_src;
     size_t              n_dns_src, cap_dns_src;
     dest               *buckets[DEST_BUCKETS];
@@ -357,6 +358,9 @@ static bool settings_dns(outbound_settings *s, const config_t *cfg, char **err)
         s->dns_servers[i] = xstrdup(servers[i]);
     s->dns_timeout_ms = config_time_ms(cfg, "dns_timeout");
     s->dns_tries = (int)config_int(cfg, "dns_tries");
+    s->dns_cache_size = (size_t)config_int(cfg, "dns_cache_size");
+    s->dns_cache_max_ttl_s = (unsigned)(config_time_ms(cfg, "dns_cache_max_ttl") / 1000);
+    s->dns_negative_ttl_s = (unsigned)(config_time_ms(cfg, "dns_negative_cache_ttl") / 1000);
     probe = dns_new((const char *const *)s->dns_servers, s->dns_timeout_ms, s->dns_tries,
                     no_watch, NULL, &why);
     if (probe == NULL) {
@@ -516,6 +520,8 @@ static void on_dns_watch(void *ctx, int fd, bool want_read, bool want_write)
     bury(o, s);
 }
 
+/* engine_dns - a resolver for o->set, with a fresh cache (the settings
+ * may name other servers) in o->dns_cache. */
 static dns_t *engine_dns(outbound_t *o)
 {
     char *err = NULL;
@@ -524,6 +530,10 @@ static dns_t *engine_dns(outbound_t *o)
 
     if (d == NULL)      /* outbound_settings_new tried the same list */
         log_panic("outbound: dns_new: %s", err);
+    dns_cache_free(&o->dns_cache);
+    o->dns_cache = dns_cache_new(o->set->dns_cache_size, o->set->dns_cache_max_ttl_s,
+                                 o->set->dns_negative_ttl_s);
+    dns_set_cache(d, o->dns_cache);
     return d;
 }
 
@@ -881,7 +891,7 @@ static void resolve_unix(dest *d)
     snprintf(su->sun_path, sizeof su->sun_path, "%s", d->nh.path);
     a->salen = sizeof *su;
     l->n = 1;
-    dest_ready(d, l, CACHE_LITERAL_S);
+    dest_ready(d, l, DEST_REUSE_S);
 }
 
 static void on_mx(void *arg, const dns_reply *reply);
@@ -928,7 +938,6 @@ static void mx_add(dest *d, const char *name, unsigned pref)
 static void dest_resolve(outbound_t *o, dest *d)
 {
     d->nh = d->head->nh;        /* the newest settings' port for the key */
-    d->ttl = CACHE_TTL_MAX_S;
     d->self_check = d->implicit_mx = false;
     if (d->nh.path[0] != '\0') {
         resolve_unix(d);
@@ -944,11 +953,6 @@ static void dest_resolve(outbound_t *o, dest *d)
     d->mxq = dns_query(o->dns, d->nh.host, DNS_MX, on_mx, d);
 }
 
-static unsigned ttl_of(unsigned ttl, unsigned fallback)
-{
-    return ttl == 0 ? fallback : ttl;
-}
-
 static void on_mx(void *arg, const dns_reply *reply)
 {
     dest *d = arg;
@@ -961,8 +965,7 @@ static void on_mx(void *arg, const dns_reply *reply)
                       "Host or domain name not found. Name service error for name=%s "
                       "type=MX: %s", d->nh.host, reply->error);
     } else if (reply->nxdomain) {
-        dest_unusable(d, CORREIO__RCPT_STATE__RCPT_FAILED, "5.1.2", false,
-                      ttl_of(reply->ttl, CACHE_NOTFOUND_S),
+        dest_unusable(d, CORREIO__RCPT_STATE__RCPT_FAILED, "5.1.2", false, DEST_REUSE_S,
                       "Host or domain name not found. Name service error for name=%s "
                       "type=MX: Host not found", d->nh.host);
     } else if (reply->status == DNS_NOTFOUND) {        /* no MX: the name itself */
@@ -971,15 +974,13 @@ static void on_mx(void *arg, const dns_reply *reply)
         d->self_check = d->implicit_mx = true;
         resolve_hosts(o, d);
     } else if (reply->n == 1 && reply->rr[0].text[0] == '\0') {
-        dest_unusable(d, CORREIO__RCPT_STATE__RCPT_FAILED, "5.1.10", false,
-                      ttl_of(reply->ttl, CACHE_NOTFOUND_S),
+        dest_unusable(d, CORREIO__RCPT_STATE__RCPT_FAILED, "5.1.10", false, DEST_REUSE_S,
                       "Domain %s does not accept mail (nullMX)", d->nh.host);
     } else {
         d->mx = xcalloc(limit, sizeof *d->mx);
         for (size_t i = 0; i < reply->n && d->n_mx < limit; i++)
             if (reply->rr[i].text[0] != '\0')
                 mx_add(d, reply->rr[i].text, reply->rr[i].pref);
-        d->ttl = ttl_of(reply->ttl, CACHE_TTL_UNKNOWN_S);
         d->self_check = true;
         resolve_hosts(o, d);
     }
@@ -998,8 +999,6 @@ static void on_host_addr(void *arg, const dns_reply *reply)
         h->addrs = xrealloc(h->addrs, (h->n_addrs + reply->n) * sizeof *h->addrs);
         for (size_t i = 0; i < reply->n; i++)
             h->addrs[h->n_addrs++] = xstrdup(reply->rr[i].text);
-        d->ttl = ttl_of(reply->ttl, CACHE_TTL_UNKNOWN_S) < d->ttl
-                     ? ttl_of(reply->ttl, CACHE_TTL_UNKNOWN_S) : d->ttl;
     } else if (reply->status == DNS_TEMPFAIL) {
         h->tempfail = true;
         snprintf(h->error, sizeof h->error, "type=%s: %s", type, reply->error);
@@ -1081,13 +1080,12 @@ static void hosts_done(outbound_t *o, dest *d)
         dest_unusable(d, o->set->best_mx_local ? CORREIO__RCPT_STATE__RCPT_DEFERRED
                                                : CORREIO__RCPT_STATE__RCPT_FAILED,
                       o->set->best_mx_local ? "4.4.6" : "5.4.6", o->set->best_mx_local,
-                      d->ttl, "mail for %s loops back to myself", d->nh.host);
+                      DEST_REUSE_S, "mail for %s loops back to myself", d->nh.host);
         return;
     }
     l = build_list(o, d, n, &tempfail, &bad);
     if (l->n > 0) {
-        unsigned ttl = tempfail && d->ttl > CACHE_TTL_PARTIAL_S ? CACHE_TTL_PARTIAL_S : d->ttl;
-        dest_ready(d, l, ttl < CACHE_TTL_MIN_S ? CACHE_TTL_MIN_S : ttl);
+        dest_ready(d, l, DEST_REUSE_S);
         return;
     }
     addr_list_unref(&l);
@@ -1097,7 +1095,7 @@ static void hosts_done(outbound_t *o, dest *d)
                       bad->name, bad->error);
     else
         dest_unusable(d, CORREIO__RCPT_STATE__RCPT_FAILED, d->implicit_mx ? "5.1.2" : "5.4.4",
-                      false, CACHE_NOTFOUND_S,
+                      false, DEST_REUSE_S,
                       "Host or domain name not found. Name service error for name=%s %s",
                       bad ? bad->name : d->nh.host, bad ? bad->error : "type=A: Host not found");
 }
@@ -1902,6 +1900,7 @@ static void engine_shutdown(outbound_t *o)
     o->blocked_head = o->blocked_tail = NULL;
     o->kicks = NULL;
     dns_free(&o->dns);
+    dns_cache_free(&o->dns_cache);
     while (o->n_dns_src > 0)            /* sockets the resolver did not report closed */
         bury(o, o->dns_src[--o->n_dns_src]);
     graveyard_empty(o);

@@ -30,6 +30,13 @@
  * TXT the smallest TTL in the answer section of the raw reply, read by
  * answer_min_ttl below (0 if the reply cannot be walked).
  *
+ * Cache (dns_set_cache, lib/dns_cache.h): dns_query looks the name up
+ * there first; a hit is parked on the deferred list with its copied
+ * reply, exactly like a synchronous completion.  A miss remembers its
+ * name, and complete() stores the answer, also for a query abandoned
+ * meanwhile.  For DNS_NOTFOUND the SOA in the authority section gives
+ * the negative TTL (RFC 2308), read by soa_negative_ttl below.
+ *
  * dns_free runs no query callback (ares_destroy's ARES_EDESTRUCTION
  * completions are swallowed), but the watch callback is still told about
  * each socket c-ares closes, so the caller's loop must still exist.
@@ -53,7 +60,9 @@
 
 #include "buf.h"
 #include "dns.h"
+#include "dns_cache.h"
 #include "log.h"
+#include "timeutil.h"
 #include "xalloc.h"
 
 typedef struct dns_sock {
@@ -72,6 +81,7 @@ struct dns {
     int           busy;           /* > 0 inside dns_process / dns_wait */
     dns_query_t  *deferred;       /* completed, to be delivered by dns_process */
     dns_query_t **deferred_tail;
+    dns_cache_t  *cache;          /* not owned; NULL: none */
     dns_sock     *socks;          /* what c-ares wants watched, for dns_wait */
     size_t        nsocks;
     size_t        socks_cap;
@@ -85,6 +95,8 @@ struct dns_query {
     bool           in_cb;         /* its callback is running right now */
     int            family;        /* DNS_PTR: AF_INET or AF_INET6 */
     unsigned char  addr[16];      /* DNS_PTR: the address asked about */
+    char          *name;          /* with a cache: the key to store the answer under */
+    dns_reply     *hit;           /* the answer came from the cache */
     /* a deferred completion */
     int            status;
     const char    *why;           /* error text instead of ares_strerror */
@@ -100,6 +112,8 @@ static void query_free(dns_query_t **q)
     if (*q == NULL)
         return;
     xfree(&(*q)->abuf);
+    xfree(&(*q)->name);
+    dns_cache_reply_free(&(*q)->hit);
     xfree(q);
 }
 
@@ -301,6 +315,57 @@ static unsigned answer_min_ttl(const unsigned char *abuf, int alen_int)
             min = ttl;
     }
     return min == ULONG_MAX ? 0 : (unsigned)min;
+}
+
+/* soa_negative_ttl - RFC 2308 5: the smaller of the TTL and the MINIMUM
+ * of the SOA in the authority section of a negative reply; 0 when there
+ * is none or the reply cannot be walked. */
+static unsigned soa_negative_ttl(const unsigned char *abuf, int alen_int)
+{
+    size_t alen = alen_int > 0 ? (size_t)alen_int : 0;
+    size_t pos = 12;
+    unsigned qd, an, ns;
+
+    if (abuf == NULL || alen < 12)
+        return 0;
+    qd = get16(abuf + 4);
+    an = get16(abuf + 6);
+    ns = get16(abuf + 8);
+    for (unsigned i = 0; i < qd; i++) {
+        if (!skip_name(abuf, alen, &pos) || pos + 4 > alen)
+            return 0;
+        pos += 4;
+    }
+    for (unsigned i = 0; i < an + ns; i++) {
+        unsigned long ttl, min;
+        unsigned type, rdlen;
+        size_t rd;
+
+        if (!skip_name(abuf, alen, &pos) || pos + 10 > alen)
+            return 0;
+        type = get16(abuf + pos);
+        ttl = (unsigned long)abuf[pos + 4] << 24 | (unsigned long)abuf[pos + 5] << 16 |
+              (unsigned long)abuf[pos + 6] << 8 | abuf[pos + 7];
+        rdlen = get16(abuf + pos + 8);
+        pos += 10;
+        if (pos + rdlen > alen)
+            return 0;
+        rd = pos;
+        pos += rdlen;
+        if (i < an || type != ns_t_soa)
+            continue;
+        /* MNAME, RNAME, then SERIAL REFRESH RETRY EXPIRE MINIMUM */
+        if (!skip_name(abuf, pos, &rd) || !skip_name(abuf, pos, &rd) || rd + 20 > pos)
+            return 0;
+        min = (unsigned long)abuf[rd + 16] << 24 | (unsigned long)abuf[rd + 17] << 16 |
+              (unsigned long)abuf[rd + 18] << 8 | abuf[rd + 19];
+        if (ttl > 0x7fffffffUL)
+            ttl = 0;
+        if (min > 0x7fffffffUL)
+            min = 0;
+        return (unsigned)(ttl < min ? ttl : min);
+    }
+    return 0;
 }
 
 /* ancount - the answer count of a reply, at least 1 (sizes addrttl arrays). */
@@ -530,15 +595,34 @@ static dns_status status_of(int ares_status)
     }
 }
 
-/* complete - build the reply of a finished query, run its callback
- * (unless abandoned) and free the query. */
+/* deliver - run the callback of a query that was not abandoned. */
+static void deliver(dns_query_t *q, const dns_reply *reply)
+{
+    dns_t *d = q->d;
+
+    if (q->cb == NULL)
+        return;
+    if (d->pending == 0)
+        log_panic("dns complete: no query pending");
+    d->pending--;
+    q->in_cb = true;
+    q->cb(q->arg, reply);
+}
+
+/* complete - build the reply of a finished query, keep it in the cache,
+ * run its callback (unless abandoned) and free the query. */
 static void complete(dns_query_t *q, int status, const unsigned char *abuf, int alen)
 {
     dns_t *d = q->d;
     rr_list l = {0};
     dns_reply reply;
 
-    if (q->cb == NULL) {                      /* abandoned */
+    if (q->hit != NULL) {                     /* answered from the cache */
+        deliver(q, q->hit);
+        query_free(&q);
+        return;
+    }
+    if (q->cb == NULL && (d->cache == NULL || q->name == NULL)) {   /* abandoned */
         query_free(&q);
         return;
     }
@@ -568,13 +652,12 @@ static void complete(dns_query_t *q, int status, const unsigned char *abuf, int 
         reply.ttl = l.ttl;
         reply.n = l.n;
         reply.rr = l.rr;
+    } else if (reply.status == DNS_NOTFOUND && q->why == NULL) {
+        reply.neg_ttl = soa_negative_ttl(abuf, alen);
     }
-
-    if (d->pending == 0)
-        log_panic("dns complete: no query pending");
-    d->pending--;
-    q->in_cb = true;
-    q->cb(q->arg, &reply);
+    if (d->cache != NULL && q->name != NULL)
+        dns_cache_put(d->cache, q->type, q->name, &reply, time_mono_ms());
+    deliver(q, &reply);
     rr_list_free(&l);
     query_free(&q);
 }
@@ -795,6 +878,13 @@ dns_query_t *dns_query(dns_t *d, const char *name, dns_type type, dns_cb cb, voi
         defer(q, ARES_EBADNAME, "empty domain name", NULL, 0);
         return q;
     }
+    if (d->cache != NULL) {
+        if (dns_cache_get(d->cache, type, name, time_mono_ms(), &q->hit)) {
+            defer(q, ARES_SUCCESS, NULL, NULL, 0);
+            return q;
+        }
+        q->name = xstrdup(name);
+    }
     d->starting++;
     ares_query(d->channel, qname, ns_c_in, qtype, on_answer, q);
     d->starting--;
@@ -818,6 +908,11 @@ void dns_abandon(dns_query_t **qp)
         log_panic("dns_abandon: no query pending");
     q->d->pending--;
     /* still c-ares's (or on the deferred list): freed when it completes */
+}
+
+void dns_set_cache(dns_t *d, dns_cache_t *cache)
+{
+    d->cache = cache;
 }
 
 void dns_process(dns_t *d, int fd, bool readable, bool writable)

@@ -39,6 +39,10 @@ typedef struct dns_reply {
     bool        nxdomain;   /* DNS_NOTFOUND because the name does not exist
                              * at all (NXDOMAIN), not just lacks the type */
     unsigned    ttl;    /* smallest TTL among the records (0 if unknown) */
+    unsigned    neg_ttl;    /* DNS_NOTFOUND: how long the zone lets the
+                             * answer be kept (RFC 2308: its SOA's TTL or
+                             * MINIMUM, the smaller); 0 when the reply had
+                             * no SOA, and for other statuses */
     size_t      n;
     dns_rr     *rr;     /* MX sorted by preference (ties in random order);
                          * a null MX (RFC 7505) is one rr with pref 0 and
@@ -76,6 +80,13 @@ void dns_process(dns_t *d, int fd, bool readable, bool writable);
 /* dns_timeout_ms - how long the loop may sleep before dns_process must
  * run for timeouts; -1 when no query is outstanding. */
 int64_t dns_timeout_ms(dns_t *d);
+/* dns_set_cache - answer queries from cache (lib/dns_cache.h) and keep
+ * their answers in it; NULL detaches.  The cache is not owned: it must
+ * outlive the resolver or be detached first.  Several resolvers may
+ * share one cache (same thread). */
+struct dns_cache;
+void dns_set_cache(dns_t *d, struct dns_cache *cache);
+
 /* dns_pending - queries outstanding (not yet called back or abandoned). */
 size_t dns_pending(const dns_t *d);
 /* dns_wait - for programs without an event loop (ctl, tests): process
