@@ -3,7 +3,6 @@
  * socket each, polled together), so that a node that is down costs one
  * timeout, not one per node.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include "admin_nodes.h"
 #include "ctl.h"
 #include "dns.h"
+#include "endpoints.h"
 #include "log.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -53,109 +53,20 @@ static void node_release(admin_node *n)
 
 /* ------------------------------------------------------------ names */
 
-typedef struct addr_lookup {
-    char      **addr;       /* addresses in text form */
-    size_t      n;
-    bool        tempfail;   /* one of the queries failed temporarily */
-    char       *error;      /* the resolver's word for the last failure */
-} addr_lookup;
-
-static void on_address(void *arg, const dns_reply *reply)
-{
-    addr_lookup *l = arg;
-
-    if (reply->status != DNS_OK) {
-        l->tempfail = l->tempfail || reply->status == DNS_TEMPFAIL;
-        free(l->error);
-        l->error = xstrdup(reply->error ? reply->error : "no answer");
-        return;
-    }
-    for (size_t i = 0; i < reply->n; i++) {
-        l->addr = xrealloc(l->addr, (l->n + 1) * sizeof(*l->addr));
-        l->addr[l->n++] = xstrdup(reply->rr[i].text);
-    }
-}
-
-/* ip_literal - is host an address that needs no lookup ("[::1]" counts,
- * brackets as ZeroMQ wants them for IPv6)? */
-static bool ip_literal(const char *host)
-{
-    unsigned char a[16];
-    size_t len = strlen(host);
-
-    if (inet_pton(AF_INET, host, a) == 1)
-        return true;
-    if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
-        char *inner = xasprintf("%.*s", (int)(len - 2), host + 1);
-        bool ok = inet_pton(AF_INET6, inner, a) == 1;
-
-        free(inner);
-        return ok;
-    }
-    return false;
-}
-
-static void add_address(admin_nodes *ns, const char *addr, const char *port,
-                        const char *configured)
-{
-    char *ep = strchr(addr, ':') ? xasprintf("tcp://[%s]:%s", addr, port)
-                                 : xasprintf("tcp://%s:%s", addr, port);
-
-    nodes_add(ns, ep, configured);
-    free(ep);
-}
-
-/* resolve - the nodes of one tcp://NAME:PORT endpoint; *d is the
- * resolver, made on first use. */
+/* resolve - the nodes of one configured endpoint (lib/endpoints.h); *d
+ * is the resolver, made on first use. */
 static void resolve(admin_nodes *ns, const config_t *cfg, dns_t **d, const char *endpoint)
 {
-    const char *hostport = endpoint + strlen("tcp://");
-    const char *colon = strrchr(hostport, ':');
-    addr_lookup l = {0};
-    char *host, *err = NULL;
+    char *err = NULL;
+    char **addrs = endpoints_resolve(cfg, d, endpoint, &err);
 
-    if (colon == NULL || colon == hostport || colon[1] == '\0') {
-        node_set_error(nodes_add(ns, endpoint, endpoint), xstrdup("not tcp://NAME:PORT"));
+    if (addrs == NULL) {
+        node_set_error(nodes_add(ns, endpoint, endpoint), err);
         return;
     }
-    host = xasprintf("%.*s", (int)(colon - hostport), hostport);
-    if (ip_literal(host)) {
-        nodes_add(ns, endpoint, endpoint);
-    } else if (strcmp(host, "*") == 0) {
-        node_set_error(nodes_add(ns, endpoint, endpoint),
-                       xstrdup("a wildcard address can be bound, not asked"));
-    } else if (strcmp(host, "localhost") == 0) {   /* RFC 6761: never looked up */
-        add_address(ns, "127.0.0.1", colon + 1, endpoint);
-        add_address(ns, "::1", colon + 1, endpoint);
-    } else {
-        if (*d == NULL) {
-            const char *const *servers = config_list(cfg, "dns_servers");
-
-            *d = dns_new(servers, config_time_ms(cfg, "dns_timeout"),
-                         (int)config_int(cfg, "dns_tries"), NULL, NULL, &err);
-            if (*d == NULL) {
-                node_set_error(nodes_add(ns, endpoint, endpoint),
-                               xasprintf("cannot look %s up: %s", host, err ? err : "no resolver"));
-                free(err);
-                free(host);
-                return;
-            }
-        }
-        dns_query(*d, host, DNS_A, on_address, &l);
-        dns_query(*d, host, DNS_AAAA, on_address, &l);
-        dns_wait(*d);
-        for (size_t i = 0; i < l.n; i++)
-            add_address(ns, l.addr[i], colon + 1, endpoint);
-        if (l.n == 0)
-            node_set_error(nodes_add(ns, endpoint, endpoint),
-                           l.tempfail ? xasprintf("cannot look %s up now: %s", host, l.error)
-                                      : xasprintf("%s has no address: %s", host, l.error));
-        for (size_t i = 0; i < l.n; i++)
-            free(l.addr[i]);
-        free(l.addr);
-        free(l.error);
-    }
-    free(host);
+    for (char **p = addrs; *p; p++)
+        nodes_add(ns, *p, endpoint);
+    endpoints_free(&addrs);
 }
 
 /* ------------------------------------------------------------ calls */
@@ -315,10 +226,7 @@ admin_nodes *admin_nodes_open(const config_t *cfg, const char *const *endpoints,
     if ((ns->zctx = zmq_ctx_new()) == NULL)
         log_fatal("zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
     for (size_t i = 0; endpoints && endpoints[i]; i++) {
-        if (strncmp(endpoints[i], "tcp://", 6) == 0)
-            resolve(ns, cfg, &d, endpoints[i]);
-        else
-            nodes_add(ns, endpoints[i], endpoints[i]);
+        resolve(ns, cfg, &d, endpoints[i]);
     }
     dns_free(&d);
 

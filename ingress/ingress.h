@@ -23,6 +23,8 @@ struct content_checks;
 struct auth_pool;
 struct bypass;
 struct submit_server;
+struct policy_conf;
+struct policy_client;
 
 /* What a listener is for (DESIGN.md: smtp 25, submission 587, submissions 465). */
 typedef enum {
@@ -62,6 +64,11 @@ typedef struct ingress {
     struct auth_pool *auth;         /* password checks off the event loop */
     struct bypass *bypass;          /* submission_bypass_file, NULL if none */
     dns_t       *dns;
+    dns_t       *rbl_dns;           /* DNS lists: rbl_dns_servers, rbl_timeout */
+    struct dns_cache *dns_cache;    /* both resolvers' answers, for their TTL */
+    struct policy_conf   *policy;   /* greylisting, intrusion prevention, sending limits */
+    struct policy_client *policy_client;  /* the routers' policy service; NULL until a
+                                     * feature needs it, then kept (session_policy.c) */
     /* set by the server: a session's wait is over, run it again; or it
      * wants to be woken at a monotonic time (ms) */
     void       (*resume)(void *server, void *cookie);

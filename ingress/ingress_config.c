@@ -8,6 +8,8 @@
 #include "content_checks.h"
 #include "ingress.h"
 #include "log.h"
+#include "policy_client.h"
+#include "session_policy.h"
 #include "smtpd_check.h"
 #include "submission_bypass.h"
 #include "xalloc.h"
@@ -19,6 +21,7 @@ typedef struct opened {
     content_checks_t *content;
     bypass_t         *bypass;
     tls_ctx_t        *tls;
+    policy_conf_t    *policy;
 } opened;
 
 static void opened_free(opened *o)
@@ -28,6 +31,7 @@ static void opened_free(opened *o)
     content_checks_free(&o->content);
     bypass_free(&o->bypass);
     tls_ctx_free(&o->tls);
+    policy_conf_free(&o->policy);
 }
 
 /* open_all - open what the configuration names; false (logged) on a problem. */
@@ -41,6 +45,10 @@ static bool open_all(const config_t *cfg, opened *o)
         goto done;
     }
     if ((o->checks = smtpd_checks_open(cfg, &err)) == NULL) {
+        log_warn("%s", err);
+        goto done;
+    }
+    if ((o->policy = policy_conf_open(cfg, &err)) == NULL) {
         log_warn("%s", err);
         goto done;
     }
@@ -82,6 +90,26 @@ done:
     return ok;
 }
 
+/* open_policy_client - connect to the routers when a feature needs them
+ * (first time only: sessions may be waiting on the client, so a changed
+ * policy_endpoints takes effect at the next start). */
+static bool open_policy_client(ingress_t *ig, const policy_conf_t *p)
+{
+    const config_t *cfg = ig->st->cfg;
+    char *err = NULL;
+
+    if (ig->policy_client || !policy_conf_needs_client(p))
+        return true;
+    ig->policy_client = policy_client_new(ig->st->zctx, cfg, config_list(cfg, "policy_endpoints"),
+                                          config_time_ms(cfg, "policy_timeout"), &err);
+    if (ig->policy_client == NULL) {
+        log_warn("policy_endpoints: %s", err);
+        free(err);
+        return false;
+    }
+    return true;
+}
+
 static int tls_level(const char *v)
 {
     if (strcasecmp(v, "none") == 0)
@@ -99,6 +127,12 @@ bool ingress_configure(ingress_t *ig)
 
     if (!open_all(cfg, &o))
         return false;
+    if (!open_policy_client(ig, o.policy)) {
+        opened_free(&o);
+        return false;
+    }
+    policy_conf_free(&ig->policy);
+    ig->policy = o.policy;
     cidr_list_free(&ig->mynetworks);
     ig->mynetworks = o.nets;
     smtpd_checks_free(&ig->checks);
@@ -141,4 +175,6 @@ void ingress_unconfigure(ingress_t *ig)
     bypass_free(&ig->bypass);
     tls_ctx_free(&ig->tls);
     users_close(&ig->users);
+    policy_conf_free(&ig->policy);
+    policy_client_free(&ig->policy_client);
 }

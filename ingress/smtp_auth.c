@@ -9,6 +9,7 @@
 
 #include "base64.h"
 #include "log.h"
+#include "session_policy.h"
 #include "smtp_session_state.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -232,9 +233,14 @@ void smtp_session_auth_done(void *session, bool ok)
 
 void smtp_session_wake(smtp_session_t *s)
 {
+    if (s->wait == W_TARPIT) {          /* session_policy.c: a blocked client's delay */
+        session_rerun(s);
+        return;
+    }
     if (s->wait != W_SLEEP && s->wait != W_AUTH)
         return;
     s->wait = W_NONE;
     session_reply(s, "535 5.7.8 Error: authentication failed: authentication failure");
+    session_policy_auth_failed(s);      /* an intrusion event: may wait for its verdict */
     session_resume(s);
 }

@@ -32,10 +32,12 @@
 
 #include "admin.h"
 #include "auth_pool.h"
+#include "dns_cache.h"
 #include "ingress_admin.h"
 #include "hostport.h"
 #include "log.h"
 #include "pipeline.h"
+#include "policy_client.h"
 #include "smtp_server.h"
 #include "smtp_session.h"
 #include "spool.h"
@@ -50,7 +52,7 @@
 #define ZMQ_BATCH      1000          /* frames per socket per iteration */
 #define SHUTDOWN_WAIT_MS 30000       /* for commits in progress at SIGTERM */
 
-enum { SRC_LISTEN, SRC_CONN, SRC_SPOOL, SRC_SIGNAL, SRC_ZMQ, SRC_DNS, SRC_AUTH };
+enum { SRC_LISTEN, SRC_CONN, SRC_SPOOL, SRC_SIGNAL, SRC_ZMQ, SRC_DNS, SRC_AUTH, SRC_POLICY };
 
 typedef struct src {
     int kind;
@@ -78,11 +80,18 @@ typedef struct conn {
     bool            in_ready, sleeping;
 } conn_t;
 
-/* A socket of the resolver. */
+/* A socket of a resolver (ig->dns or ig->rbl_dns). */
 typedef struct dns_src {
     src_t           src;
+    dns_t         **dns;            /* whose */
     struct dns_src *next;
 } dns_src_t;
+
+/* The watch callback's context: which resolver reports. */
+typedef struct dns_watcher {
+    struct smtp_server *srv;
+    dns_t             **dns;
+} dns_watcher_t;
 
 struct smtp_server {
     ingress_t *ig;
@@ -91,6 +100,7 @@ struct smtp_server {
     size_t     n_listeners;
     src_t      spool_src, signal_src, zmq_src[4], auth_src;
     dns_src_t *dns_srcs;
+    dns_watcher_t dns_watchers[2];      /* ig->dns, ig->rbl_dns */
     conn_t    *idle_head, *idle_tail;   /* oldest activity first */
     conn_t    *graveyard;
     conn_t    *ready;                   /* sessions whose wait ended */
@@ -98,6 +108,8 @@ struct smtp_server {
     unsigned   n_conns, n_detached;
     bool       stopping;
     bool       zmq_more;                /* a drain stopped at ZMQ_BATCH */
+    const void *policy_watched;         /* the policy client whose fds are in epoll */
+    src_t     *policy_srcs;
 };
 
 /* watch - add fd to the epoll set. */
@@ -152,7 +164,8 @@ static void on_sleep_until(void *server, void *cookie, int64_t at)
 /* dns_watch - the resolver opened, changed or is closing a socket. */
 static void dns_watch(void *ctx, int fd, bool want_read, bool want_write)
 {
-    smtp_server_t *srv = ctx;
+    dns_watcher_t *w = ctx;
+    smtp_server_t *srv = w->srv;
     dns_src_t *d;
     struct epoll_event ev = { 0 };
 
@@ -174,6 +187,7 @@ static void dns_watch(void *ctx, int fd, bool want_read, bool want_write)
     }
     d = xcalloc(1, sizeof(*d));
     d->src = (src_t){ SRC_DNS, fd, 0 };
+    d->dns = w->dns;
     d->next = srv->dns_srcs;
     srv->dns_srcs = d;
     ev.data.ptr = &d->src;
@@ -194,6 +208,24 @@ static void free_dead_dns_srcs(smtp_server_t *srv)
     }
 }
 
+/* rbl_resolver - the DNS lists' resolver: one try per server, the servers
+ * sharing rbl_timeout, so that a dead list costs at most that long. */
+static void rbl_resolver(smtp_server_t *srv, const config_t *cfg)
+{
+    const char *const *servers = config_list(cfg, "rbl_dns_servers");
+    int64_t timeout = config_time_ms(cfg, "rbl_timeout");
+    size_t n = 0;
+    char *err = NULL;
+
+    while (servers[n])
+        n++;
+    if (n > 1)
+        timeout = timeout / (int64_t)n > 100 ? timeout / (int64_t)n : 100;
+    srv->ig->rbl_dns = dns_new(servers, timeout, 1, dns_watch, &srv->dns_watchers[1], &err);
+    if (!srv->ig->rbl_dns)
+        log_fatal("rbl_dns_servers: %s", err);
+}
+
 smtp_server_t *smtp_server_new(ingress_t *ig)
 {
     smtp_server_t *srv = xcalloc(1, sizeof(*srv));
@@ -209,10 +241,18 @@ smtp_server_t *smtp_server_new(ingress_t *ig)
     ig->server = srv;
     ig->resume = on_resume;
     ig->sleep_until = on_sleep_until;
+    srv->dns_watchers[0] = (dns_watcher_t){ srv, &ig->dns };
+    srv->dns_watchers[1] = (dns_watcher_t){ srv, &ig->rbl_dns };
     ig->dns = dns_new(config_list(cfg, "dns_servers"), config_time_ms(cfg, "dns_timeout"),
-                      (int)config_int(cfg, "dns_tries"), dns_watch, srv, &err);
+                      (int)config_int(cfg, "dns_tries"), dns_watch, &srv->dns_watchers[0], &err);
     if (!ig->dns)
         log_fatal("dns_servers: %s", err);
+    rbl_resolver(srv, cfg);
+    ig->dns_cache = dns_cache_new((size_t)config_int(cfg, "dns_cache_size"),
+                                  (unsigned)(config_time_ms(cfg, "dns_cache_max_ttl") / 1000),
+                                  (unsigned)(config_time_ms(cfg, "dns_negative_cache_ttl") / 1000));
+    dns_set_cache(ig->dns, ig->dns_cache);
+    dns_set_cache(ig->rbl_dns, ig->dns_cache);
     return srv;
 }
 
@@ -653,6 +693,26 @@ static void drain_zmq(smtp_server_t *srv)
     pipeline_flush(ig->pipeline);
 }
 
+/* watch_policy - the policy client's ZMQ_FDs in epoll (edge-triggered),
+ * once it exists (a reload may turn a feature on); its replies and
+ * timeouts are handled at the end of every iteration. */
+static void watch_policy(smtp_server_t *srv)
+{
+    const int *fds;
+    size_t n;
+
+    if (srv->ig->policy_client == NULL || srv->policy_watched == srv->ig->policy_client)
+        return;
+    fds = policy_client_fds(srv->ig->policy_client, &n);
+    xfree(&srv->policy_srcs);
+    srv->policy_srcs = xcalloc(n, sizeof(*srv->policy_srcs));
+    for (size_t i = 0; i < n; i++) {
+        srv->policy_srcs[i] = (src_t){ SRC_POLICY, fds[i], 0 };
+        watch(srv, &srv->policy_srcs[i], EPOLLIN | EPOLLET);
+    }
+    srv->policy_watched = srv->ig->policy_client;
+}
+
 /* run_timers - idle sessions, failure delays, DNS timeouts, overdue acks. */
 static void run_timers(smtp_server_t *srv, int64_t now)
 {
@@ -682,6 +742,8 @@ static void run_timers(smtp_server_t *srv, int64_t now)
     }
     if (dns_pending(srv->ig->dns) > 0)
         dns_process(srv->ig->dns, -1, false, false);
+    if (dns_pending(srv->ig->rbl_dns) > 0)
+        dns_process(srv->ig->rbl_dns, -1, false, false);
     pipeline_run_timers(srv->ig->pipeline, now);
 }
 
@@ -689,7 +751,7 @@ static void run_timers(smtp_server_t *srv, int64_t now)
 static int next_timeout(const smtp_server_t *srv, int64_t now)
 {
     int64_t next = pipeline_deadline(srv->ig->pipeline);
-    int64_t dns = dns_timeout_ms(srv->ig->dns);
+    int64_t dns = dns_timeout_ms(srv->ig->dns), rbl = dns_timeout_ms(srv->ig->rbl_dns);
 
     if (srv->zmq_more || srv->ready)
         return 0;
@@ -699,6 +761,13 @@ static int next_timeout(const smtp_server_t *srv, int64_t now)
         next = srv->sleepers->wake_at;
     if (dns >= 0 && now + dns < next)
         next = now + dns;
+    if (rbl >= 0 && now + rbl < next)
+        next = now + rbl;
+    if (srv->ig->policy_client) {
+        int64_t policy = policy_client_timeout_ms(srv->ig->policy_client);
+        if (policy >= 0 && now + policy < next)
+            next = now + policy;
+    }
     if (next == INT64_MAX)
         return -1;
     if (next <= now)
@@ -785,10 +854,11 @@ void smtp_server_run(smtp_server_t *srv)
                 handle_signals(srv);
                 break;
             case SRC_ZMQ:
+            case SRC_POLICY:
                 break;                  /* drained below, every iteration */
             case SRC_DNS:
                 if (s->fd >= 0)
-                    dns_process(srv->ig->dns, s->fd,
+                    dns_process(*((dns_src_t *)s)->dns, s->fd,
                                 evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP),
                                 evs[i].events & EPOLLOUT);
                 break;
@@ -800,6 +870,9 @@ void smtp_server_run(smtp_server_t *srv)
         run_timers(srv, now);
         run_ready(srv, now);
         drain_zmq(srv);                 /* also sends what the timers queued */
+        watch_policy(srv);
+        if (srv->ig->policy_client)     /* replies, timeouts; after any request sent */
+            policy_client_process(srv->ig->policy_client);
         free_graveyard(srv);
         free_dead_dns_srcs(srv);
     }
@@ -816,7 +889,10 @@ void smtp_server_free(smtp_server_t **srvp)
     for (size_t i = 0; i < srv->n_listeners; i++)
         close(srv->listeners[i].fd);
     xfree(&srv->listeners);
+    xfree(&srv->policy_srcs);
     dns_free(&srv->ig->dns);
+    dns_free(&srv->ig->rbl_dns);
+    dns_cache_free(&srv->ig->dns_cache);
     for (dns_src_t *d = srv->dns_srcs, *next; d; d = next) {
         next = d->next;
         xfree(&d);

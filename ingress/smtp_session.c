@@ -15,8 +15,10 @@
 
 #include "log.h"
 #include "received.h"
+#include "session_policy.h"
 #include "smtp_command.h"
 #include "smtp_session_state.h"
+#include "smtpd_rbl.h"
 #include "spool.h"
 #include "submission_bypass.h"
 #include "timeutil.h"
@@ -148,6 +150,7 @@ smtp_session_t *smtp_session_new(ingress_t *ig, listener_role role,
     s->cs.warn = check_warn;
     s->cs.sess = s;
     s->dns = smtpd_dns_new(ig->dns, dns_done, s);
+    s->cs.rbl = smtpd_rbl_new(ig->rbl_dns, dns_done, s);
     set_client_name(s);
     return s;
 }
@@ -203,7 +206,9 @@ void smtp_session_free(smtp_session_t **sp)
     buf_free(&line);
     reset_transaction(s);
     smtp_auth_reset(s);
+    session_policy_end(s);
     smtpd_dns_free(&s->dns);
+    smtpd_rbl_free(&s->cs.rbl);
     xfree(&s->rerun_arg);
     xfree(&s->rcpt);
     buf_free(&s->body);
@@ -211,9 +216,42 @@ void smtp_session_free(smtp_session_t **sp)
     xfree(sp);
 }
 
+static void log_reject(smtp_session_t *s, const char *cmd, const char *text, const char *rcpt);
+
+/* connect_check - with smtpd_delay_reject = no, the client restrictions
+ * before the greeting: false while they wait for DNS, or when they
+ * refused (the refusal is the greeting; every command but QUIT gets 503
+ * after it, RFC 5321 3.1; rbl_close hangs up at once). */
+static bool connect_check(smtp_session_t *s)
+{
+    char text[CHECK_REPLY_MAX];
+
+    switch (smtpd_check_connect(&s->cs, text)) {
+    case CHECK_WAIT:
+        s->wait = W_DNS;
+        return false;
+    case CHECK_REJECT:
+        s->greeted = true;
+        log_info("connect from %s", s->client);
+        log_reject(s, "CONNECT", text, NULL);
+        session_reply(s, "%s", text);
+        if (s->cs.rbl_reply && s->cs.close_after_reply)
+            s->closing = true;
+        session_policy_rejected(s, "CONNECT", text);
+        return false;
+    case CHECK_OK:
+        break;
+    }
+    return true;
+}
+
 /* greet - the banner, once the client's name is known. */
 static void greet(smtp_session_t *s)
 {
+    if (session_policy_connect(s) != SP_GO)
+        return;                         /* waits, or refused (421) */
+    if (!connect_check(s))
+        return;                         /* waits for DNS, or refused (the greeting) */
     s->greeted = true;
     log_info("connect from %s", s->client);
     session_reply(s, "220 %s", s->ig->banner);
@@ -335,6 +373,16 @@ static void wait_dns(smtp_session_t *s, const verb *v, const char *arg, size_t l
     s->wait = W_DNS;
 }
 
+/* rerun_later - the command waits for the policy service or a tarpit
+ * delay (s->wait is set): run it again after. */
+static void rerun_later(smtp_session_t *s, const verb *v, const char *arg, size_t len)
+{
+    wait_kind w = s->wait;
+
+    wait_dns(s, v, arg, len);
+    s->wait = w;
+}
+
 static const verb *verb_by_id(int id)
 {
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
@@ -380,6 +428,7 @@ static bool start_helo(smtp_session_t *s, const char *verb_name, const char *arg
     case CHECK_REJECT:
         log_reject(s, verb_name, text, NULL);
         session_reply(s, "%s", text);
+        session_policy_rejected(s, verb_name, text);
         return false;
     case CHECK_OK:
         break;
@@ -465,6 +514,7 @@ static void do_mail(smtp_session_t *s, const char *arg, size_t len)
             }
             if (size > limit) {
                 session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+                session_policy_size(s, size);
                 return;
             }
         } else if (smtp_param_is(p, "BODY") && p->value) {
@@ -524,8 +574,20 @@ static void do_mail(smtp_session_t *s, const char *arg, size_t len)
         s->sender[0] = '\0';
         s->cs.sender = NULL;
         session_reply(s, "%s", text);
+        session_policy_rejected(s, "MAIL", text);
         return;
     case CHECK_OK:
+        break;
+    }
+    switch (session_policy_mail(s)) {   /* sending limits */
+    case SP_WAIT:
+        rerun_later(s, verb_by_id(V_MAIL), arg, len);
+        /* fall through */
+    case SP_REPLIED:
+        s->sender[0] = '\0';
+        s->cs.sender = NULL;
+        return;
+    case SP_GO:
         break;
     }
     s->body_type = body;
@@ -535,6 +597,7 @@ static void do_mail(smtp_session_t *s, const char *arg, size_t len)
     s->size_limit = limit;
     s->state = S_MAIL;
     session_reply(s, "250 2.1.0 Ok");
+    session_policy_size(s, size);
 }
 
 /* rcpt_params - RCPT TO's parameters: NOTIFY and ORCPT (RFC 3461 4.1,
@@ -611,6 +674,8 @@ static void do_rcpt(smtp_session_t *s, const char *arg, size_t len)
         session_reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
+    if (session_policy_rcpt_cap(s) || session_policy_spamtrap(s, path.address))
+        return;
     switch (smtpd_check_rcpt(&s->cs, path.address, text)) {
     case CHECK_WAIT:
         wait_dns(s, verb_by_id(V_RCPT), arg, len);
@@ -618,8 +683,18 @@ static void do_rcpt(smtp_session_t *s, const char *arg, size_t len)
     case CHECK_REJECT:
         log_reject(s, "RCPT", text, path.address);
         session_reply(s, "%s", text);
+        session_policy_rejected(s, "RCPT", text);
         return;
     case CHECK_OK:
+        break;
+    }
+    switch (session_policy_rcpt(s, path.address)) {     /* greylisting */
+    case SP_WAIT:
+        rerun_later(s, verb_by_id(V_RCPT), arg, len);
+        return;
+    case SP_REPLIED:
+        return;
+    case SP_GO:
         break;
     }
     if (!s->have_qid) {
@@ -682,6 +757,7 @@ static void do_rset(smtp_session_t *s, const char *arg, size_t len)
     }
     reset_transaction(s);
     session_reply(s, "250 2.0.0 Ok");
+    session_policy_rset(s);
 }
 
 static void do_noop(smtp_session_t *s, const char *arg, size_t len)
@@ -756,20 +832,11 @@ static const char *protocol(const smtp_session_t *s)
 
 /* data_done - the client sent CRLF.CRLF: refuse, or build the envelope,
  * pack it once and queue it for the spool's next group commit. */
+static void data_queue(smtp_session_t *s);
+
 static void data_done(smtp_session_t *s)
 {
     const char *refuse = smtp_data_reply(&s->data);
-    buf_t hdr = BUF_INIT;
-    Envelope env = CORREIO__ENVELOPE__INIT;
-    Client cl = CORREIO__CLIENT__INIT;
-    Recipient *rv;
-    Recipient **rp;
-    ProtobufCBinaryData ph;
-    received_info ri;
-    uint64_t now = time_now_us();
-    uint8_t *packed;
-    size_t plen;
-    char hold_reason[1200];
 
     s->count[V_DATA].total++;
     if (!refuse && s->ig->content)
@@ -779,6 +846,7 @@ static void data_done(smtp_session_t *s)
                  s->data.size);
         reset_transaction(s);
         session_reply(s, "%s", refuse);
+        session_policy_size(s, s->data.size);
         return;
     }
     if (s->scan.verdict == CONTENT_REJECT) {
@@ -802,6 +870,37 @@ static void data_done(smtp_session_t *s)
         session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
         reset_transaction(s);
         return;
+    }
+    session_policy_forget(s);
+    data_queue(s);
+}
+
+/* data_queue - the message passed every check: ask the policy service
+ * (the SIZE event, the sending limits' count; run again when the answers
+ * are in), then build the envelope, pack it once and queue it for the
+ * spool's next group commit. */
+static void data_queue(smtp_session_t *s)
+{
+    buf_t hdr = BUF_INIT;
+    Envelope env = CORREIO__ENVELOPE__INIT;
+    Client cl = CORREIO__CLIENT__INIT;
+    Recipient *rv;
+    Recipient **rp;
+    ProtobufCBinaryData ph;
+    received_info ri;
+    uint64_t now = time_now_us();
+    uint8_t *packed;
+    size_t plen;
+    char hold_reason[1200];
+
+    switch (session_policy_data(s)) {
+    case SP_WAIT:
+        return;                         /* session_rerun comes back here */
+    case SP_REPLIED:
+        reset_transaction(s);
+        return;
+    case SP_GO:
+        break;
     }
     memset(&ri, 0, sizeof(ri));
     ri.helo = s->helo ? s->helo : "";
@@ -888,6 +987,7 @@ void smtp_session_committed(smtp_session_t *s, int rc)
                  s->scan.hold || s->cs.hold ? "hold" : "active");
         s->count[V_DATA].ok++;
         session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+        session_policy_after_reply(s);
     } else {
         s->ig->unacked--;
         session_reply(s, "451 4.3.0 Error: queue file write error");
@@ -901,7 +1001,9 @@ void smtp_session_committed(smtp_session_t *s, int rc)
 static void run_verb(smtp_session_t *s, const verb *v, const char *arg, size_t alen)
 {
     v->handler(s, arg, alen);
-    if (s->wait == W_DNS && s->rerun_verb == v)
+    if (s->cs.rbl_reply && s->cs.close_after_reply)
+        s->closing = true;              /* rbl_close: the DNS list refusal was the last word */
+    if ((s->wait == W_DNS || s->wait == W_POLICY || s->wait == W_TARPIT) && s->rerun_verb == v)
         return;                         /* counted when it runs again */
     if (v->id == V_DATA) {
         if (s->state != S_DATA)         /* refused before 354 */
@@ -922,13 +1024,15 @@ static void dns_done(void *arg)
     if (!s->greeted) {
         const char *name, *reverse;
         dns_fact nf, rf;
-        if (smtpd_dns_client_fact(s->dns, &name, &nf, &reverse, &rf) != FACT_OK)
-            return;
-        s->cs.client_name = name;
-        s->cs.client_fact = nf;
-        s->cs.reverse_name = reverse;
-        s->cs.reverse_fact = rf;
-        set_client_name(s);
+        if (smtpd_dns_client_fact(s->dns, &name, &nf, &reverse, &rf) == FACT_OK) {
+            s->cs.client_name = name;
+            s->cs.client_fact = nf;
+            s->cs.reverse_name = reverse;
+            s->cs.reverse_fact = rf;
+            set_client_name(s);
+        } else if (s->ig->peername_lookup && s->ig->dns) {
+            return;                     /* the name first (a DNS list answered) */
+        }
         s->wait = W_NONE;
         greet(s);
         session_resume(s);
@@ -944,6 +1048,26 @@ static void dns_done(void *arg)
     xfree(&a);
     if (s->wait != W_DNS)
         session_resume(s);
+}
+
+void session_rerun(smtp_session_t *s)
+{
+    const verb *v = s->rerun_verb;
+    char *a;
+
+    s->wait = W_NONE;
+    if (!s->greeted) {
+        greet(s);
+    } else if (s->state == S_DATA) {
+        data_queue(s);
+    } else if (v) {
+        s->rerun_verb = NULL;
+        a = s->rerun_arg;
+        s->rerun_arg = NULL;
+        run_verb(s, v, a, s->rerun_len);
+        xfree(&a);
+    }
+    session_resume(s);
 }
 
 /* command - one complete command line (CRLF removed). */
@@ -976,10 +1100,21 @@ static void command(smtp_session_t *s, const char *line, size_t len)
     }
     if (v->id != V_DATA)
         s->count[v->id].total++;
+    if (s->cs.access_denied && v->id != V_QUIT) {  /* refused at connect */
+        if (v->id == V_DATA)
+            s->count[V_DATA].total++;
+        session_reply(s, "503 5.7.0 Error: access denied for %s", s->client);
+        return;
+    }
     if (!(v->states & s->state)) {
         if (v->id == V_DATA)
             s->count[V_DATA].total++;
         session_reply(s, "%s", v->bad_state);
+        return;
+    }
+    session_policy_forget(s);
+    if (session_policy_tarpit(s)) {     /* a blocked client waits before every reply */
+        rerun_later(s, v, arg, alen);
         return;
     }
     run_verb(s, v, arg, alen);

@@ -39,6 +39,9 @@ typedef enum {
     W_AUTH,         /* a password check */
     W_SLEEP,        /* the delay after a failed AUTH */
     W_TLS,          /* the TLS handshake after STARTTLS */
+    W_POLICY,       /* the policy service: the greeting or a command to run
+                     * again, or an intrusion event's verdict (session_policy.c) */
+    W_TARPIT,       /* a blocked client's delay before the command runs again */
 } wait_kind;
 
 /* AUTH exchange steps */
@@ -94,7 +97,8 @@ struct smtp_session {
     /* checks and DNS */
     check_session cs;
     smtpd_dns_t *dns;
-    const verb  *rerun_verb;        /* the command waiting for DNS */
+    struct session_policy *policy;  /* policy answers (session_policy.c), NULL if none */
+    const verb  *rerun_verb;        /* the command waiting for DNS or the policy service */
     char        *rerun_arg;
     size_t       rerun_len;
     /* the transaction */
@@ -120,6 +124,9 @@ void session_reply(smtp_session_t *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* session_resume - a wait is over: tell the server to run the session. */
 void session_resume(smtp_session_t *s);
+/* session_rerun - a W_POLICY or W_TARPIT wait is over: greet, finish the
+ * end of DATA, or run the waiting command again; then resume. */
+void session_rerun(smtp_session_t *s);
 
 /* smtp_auth.c */
 void smtp_auth_command(smtp_session_t *s, const char *arg, size_t len);

@@ -13,9 +13,11 @@
 #include "alias.h"
 #include "log.h"
 #include "map.h"
+#include "policy_bypass.h"
 #include "restriction.h"
 #include "smtpd_action.h"
 #include "smtpd_check.h"
+#include "smtpd_rbl.h"
 #include "xalloc.h"
 
 enum { L_CLIENT, L_HELO, L_SENDER, L_RELAY, L_RECIPIENT, L_DATA, L_COUNT };
@@ -38,6 +40,9 @@ struct smtpd_checks {
     bool         delay_reject, helo_required, unlisted_recipient, unlisted_sender;
     bool         untrusted_routing;
     int          unknown_address_code, unknown_hostname_code, unknown_client_code;
+    policy_bypass_t *rbl_bypass;
+    int          rbl_code;          /* rbl_reject_code */
+    bool         rbl_close;
 };
 
 /* The subject of a list, for "<x>: ... rejected:" */
@@ -104,7 +109,9 @@ smtpd_checks_t *smtpd_checks_open(const config_t *cfg, char **err)
     if (!open_map_list(c, cfg, "smtpd_sender_login_maps", &c->login_maps, &c->n_login_maps, err)
         || !open_map_list(c, cfg, "smtpd_sender_size_limit_maps", &c->size_maps,
                           &c->n_size_maps, err)
-        || (c->aliases = alias_open(cfg, err)) == NULL)
+        || (c->aliases = alias_open(cfg, err)) == NULL
+        || (c->rbl_bypass = policy_bypass_open("rbl_bypass", config_list(cfg, "rbl_bypass"),
+                                               err)) == NULL)
         goto fail;
     c->delay_reject = config_bool(cfg, "smtpd_delay_reject");
     c->helo_required = config_bool(cfg, "smtpd_helo_required");
@@ -114,6 +121,8 @@ smtpd_checks_t *smtpd_checks_open(const config_t *cfg, char **err)
     c->unknown_address_code = (int)config_int(cfg, "unknown_address_reject_code");
     c->unknown_hostname_code = (int)config_int(cfg, "unknown_hostname_reject_code");
     c->unknown_client_code = (int)config_int(cfg, "unknown_client_reject_code");
+    c->rbl_code = (int)config_int(cfg, "rbl_reject_code");
+    c->rbl_close = config_bool(cfg, "rbl_close");
     return c;
 fail:
     smtpd_checks_free(&c);
@@ -135,6 +144,7 @@ void smtpd_checks_free(smtpd_checks_t **cp)
         }
     }
     alias_close(&c->aliases);
+    policy_bypass_free(&c->rbl_bypass);
     for (size_t i = 0; i < c->n_maps; i++)
         map_close(&c->maps[i]);
     xfree(&c->maps);
@@ -166,6 +176,8 @@ typedef struct eval {
     char       *reply;
     bool        warn_next;          /* warn_if_reject was seen */
     char       *defer;              /* where a defer_if_permit goes */
+    bool        rbl;                /* the rejection is a DNS list's */
+    bool        sender_used;        /* rbl_bypass was asked about the sender */
 } eval_t;
 
 /* subject - "<x>" of a reply: the client, helo, sender or recipient. */
@@ -662,6 +674,71 @@ static int helo_check(eval_t *e, restriction_kind k)
     }
 }
 
+/* rbl_check - reject_rbl_client, reject_rhsbl_sender, permit_dnswl_client:
+ * is the client's address (or the sender's domain) listed in r->zone with
+ * an answer that r->filter accepts?  Postfix's reply texts. */
+static int rbl_check(eval_t *e, const restriction *r)
+{
+    check_session *cs = e->cs;
+    smtpd_checks_t *c = cs->ig->checks;
+    char name[RBL_NAME_MAX + 1], what[300], dsn[16];
+    const char *class, *domain = NULL;
+    const rbl_answer *ans = NULL;
+    size_t i;
+    int rc;
+
+    if (r->kind == R_REJECT_RHSBL_SENDER) {
+        if (!cs->sender || !cs->sender[0])
+            return 0;
+        domain = address_domain(cs->sender);
+        if (!smtpd_rbl_domain_name(domain, r->zone, name))
+            return 0;
+        class = "Sender address";
+        log_printable(what, sizeof(what), domain, strlen(domain));
+    } else {
+        if (!smtpd_rbl_client_name(cs->ip, r->zone, name))
+            return 0;
+        class = "Client host";
+        textf(what, sizeof(what), "%s", cs->ip);
+    }
+    if (r->kind != R_PERMIT_DNSWL_CLIENT) {
+        if (policy_bypass_client(c->rbl_bypass, cs->addr, cs->client_name))
+            return 0;
+        if (cs->sender) {
+            e->sender_used = true;
+            if (policy_bypass_address(c->rbl_bypass, cs->sender))
+                return 0;
+        }
+    }
+    if (!cs->rbl)
+        return 0;
+    switch (smtpd_rbl_lookup(cs->rbl, name, &ans)) {
+    case RBL_PENDING:
+        return CHECK_WAIT;
+    case RBL_NOT_LISTED:
+        return 0;
+    case RBL_LISTED:
+        break;
+    }
+    for (i = 0; i < ans->n; i++)
+        if (restriction_filter_match(r->filter, ans->addrs[i]))
+            break;
+    if (i == ans->n)
+        return 0;
+    if (r->kind == R_PERMIT_DNSWL_CLIENT)
+        return CHECK_OK;
+    rc = rejected(e, c->rbl_code, dsn_for(c->rbl_code, "7.1", dsn, sizeof(dsn)),
+                  "Service unavailable; %s [%s] blocked using %s%s%s", class, what, r->zone,
+                  ans->text[0] ? "; " : "", ans->text);
+    if (rc == CHECK_REJECT) {
+        e->rbl = true;
+        textf(cs->rbl_listed, sizeof(cs->rbl_listed), "%s", r->zone);
+        cs->rbl_reply = true;
+        cs->close_after_reply = c->rbl_close;
+    }
+    return rc;
+}
+
 /* one - evaluate one restriction: 0 (no decision), CHECK_OK (permit, the
  * list ends), CHECK_REJECT or CHECK_WAIT. */
 static int one(eval_t *e, const restriction *r)
@@ -742,6 +819,10 @@ static int one(eval_t *e, const restriction *r)
             return rejected(e, 553, "5.1.0", "<%s>: Sender address rejected: "
                             "User unknown in local recipient table", cs->sender);
         return 0;
+    case R_REJECT_RBL_CLIENT:
+    case R_REJECT_RHSBL_SENDER:
+    case R_PERMIT_DNSWL_CLIENT:
+        return rbl_check(e, r);
     case R_CHECK_CLIENT_ACCESS: {
         map_t *m = table_of(e, r);
         int rc = 0;
@@ -764,19 +845,28 @@ static int one(eval_t *e, const restriction *r)
     log_panic("smtpd_check: restriction %d", (int)r->kind);
 }
 
-/* run_list - first match wins: CHECK_OK when the list permits or ends. */
+/* run_list - first match wins: CHECK_OK when the list permits or ends.
+ * memo (NULL for the lists not remembered) learns whether the verdict is
+ * a DNS list's and whether it depended on the sender. */
 static check_status run_list(check_session *cs, int list, const char *rcpt, char *reply,
-                             char *defer)
+                             char *defer, check_memo *memo)
 {
     smtpd_checks_t *c = cs->ig->checks;
-    eval_t e = { cs, list, rcpt, reply, false, defer };
+    eval_t e = { cs, list, rcpt, reply, false, defer, false, false };
+    check_status st = CHECK_OK;
 
     for (size_t i = 0; i < c->len[list]; i++) {
         int rc = one(&e, &c->list[list][i]);
-        if (rc == CHECK_OK || rc == CHECK_REJECT || rc == CHECK_WAIT)
-            return (check_status)rc;
+        if (rc == CHECK_OK || rc == CHECK_REJECT || rc == CHECK_WAIT) {
+            st = (check_status)rc;
+            break;
+        }
     }
-    return CHECK_OK;
+    if (memo) {
+        memo->rbl = st == CHECK_REJECT && e.rbl;
+        memo->per_mail = e.sender_used;
+    }
+    return st;
 }
 
 /* memo_list - run a list once and remember its verdict (client, helo,
@@ -788,15 +878,20 @@ static check_status memo_list(check_session *cs, int list, check_memo *m, char *
 
     if (m->state == 0) {
         m->defer[0] = '\0';
-        st = run_list(cs, list, NULL, m->reply, m->defer);
+        st = run_list(cs, list, NULL, m->reply, m->defer, m);
         if (st == CHECK_WAIT)
             return st;
         m->state = st;
     }
     if (m->defer[0] && defer[0] == '\0')
         textf(defer, CHECK_REPLY_MAX, "%s", m->defer);
-    if (m->state == CHECK_REJECT)
+    if (m->state == CHECK_REJECT) {
         textf(reply, CHECK_REPLY_MAX, "%s", m->reply);
+        if (m->rbl) {                   /* replayed: the same DNS list refusal */
+            cs->rbl_reply = true;
+            cs->close_after_reply = cs->ig->checks->rbl_close;
+        }
+    }
     return (check_status)m->state;
 }
 
@@ -823,10 +918,26 @@ static check_status early(check_session *cs, int upto, char *reply, char *defer)
     return memo_list(cs, L_SENDER, &cs->sender_memo, reply, defer);
 }
 
+check_status smtpd_check_connect(check_session *cs, char *reply)
+{
+    char defer[CHECK_REPLY_MAX] = "";
+
+    cs->rbl_reply = false;
+    if (cs->ig->checks->delay_reject)
+        return CHECK_OK;
+    if (memo_list(cs, L_CLIENT, &cs->client, reply, defer) == CHECK_WAIT)
+        return CHECK_WAIT;
+    if (cs->client.state != CHECK_REJECT)
+        return CHECK_OK;
+    cs->access_denied = true;
+    return CHECK_REJECT;
+}
+
 check_status smtpd_check_helo(check_session *cs, char *reply)
 {
     char defer[CHECK_REPLY_MAX] = "";
 
+    cs->rbl_reply = false;
     if (cs->ig->checks->delay_reject)
         return CHECK_OK;
     return finish(early(cs, L_HELO, reply, defer), defer, reply);
@@ -836,6 +947,7 @@ check_status smtpd_check_mail(check_session *cs, char *reply)
 {
     char defer[CHECK_REPLY_MAX] = "";
 
+    cs->rbl_reply = false;
     if (cs->ig->checks->helo_required && !cs->helo) {
         textf(reply, CHECK_REPLY_MAX, "503 5.5.1 Error: send HELO/EHLO first");
         return CHECK_REJECT;
@@ -849,23 +961,24 @@ check_status smtpd_check_rcpt(check_session *cs, const char *rcpt, char *reply)
 {
     smtpd_checks_t *c = cs->ig->checks;
     char defer[CHECK_REPLY_MAX] = "";
-    check_status st = early(cs, L_SENDER, reply, defer);
+    check_status st;
 
-    if (st != CHECK_OK)
+    cs->rbl_reply = false;
+    if ((st = early(cs, L_SENDER, reply, defer)) != CHECK_OK)
         return st;
-    if ((st = run_list(cs, L_RELAY, rcpt, reply, defer)) != CHECK_OK)
+    if ((st = run_list(cs, L_RELAY, rcpt, reply, defer, NULL)) != CHECK_OK)
         return st;
-    if ((st = run_list(cs, L_RECIPIENT, rcpt, reply, defer)) != CHECK_OK)
+    if ((st = run_list(cs, L_RECIPIENT, rcpt, reply, defer, NULL)) != CHECK_OK)
         return st;
     if (c->unlisted_recipient) {
-        static const restriction unlisted = { R_REJECT_UNLISTED_RECIPIENT, NULL };
-        eval_t e = { cs, L_RECIPIENT, rcpt, reply, false, defer };
+        static const restriction unlisted = { .kind = R_REJECT_UNLISTED_RECIPIENT };
+        eval_t e = { cs, L_RECIPIENT, rcpt, reply, false, defer, false, false };
         if (one(&e, &unlisted) == CHECK_REJECT)
             return CHECK_REJECT;
     }
     if (c->unlisted_sender) {
-        static const restriction unlisted = { R_REJECT_UNLISTED_SENDER, NULL };
-        eval_t e = { cs, L_SENDER, rcpt, reply, false, defer };
+        static const restriction unlisted = { .kind = R_REJECT_UNLISTED_SENDER };
+        eval_t e = { cs, L_SENDER, rcpt, reply, false, defer, false, false };
         if (one(&e, &unlisted) == CHECK_REJECT)
             return CHECK_REJECT;
     }
@@ -876,7 +989,8 @@ check_status smtpd_check_data(check_session *cs, char *reply)
 {
     char defer[CHECK_REPLY_MAX] = "";
 
-    return finish(run_list(cs, L_DATA, NULL, reply, defer), defer, reply);
+    cs->rbl_reply = false;
+    return finish(run_list(cs, L_DATA, NULL, reply, defer, NULL), defer, reply);
 }
 
 void smtpd_check_new_helo(check_session *cs)
@@ -888,6 +1002,10 @@ void smtpd_check_new_helo(check_session *cs)
 void smtpd_check_new_mail(check_session *cs)
 {
     cs->sender_memo.state = 0;
+    if (cs->client.per_mail && !cs->access_denied)
+        cs->client.state = 0;
+    if (cs->helo_memo.per_mail)
+        cs->helo_memo.state = 0;
     cs->hold = cs->discard = false;
     cs->action_text[0] = '\0';
 }

@@ -11,6 +11,18 @@
  * are remembered (per session, per HELO, per MAIL), as is "defer if
  * permit" (a temporary DNS failure that answers 450 only when nothing
  * else rejects).
+ *
+ * DNS lists (reject_rbl_client, reject_rhsbl_sender, permit_dnswl_client)
+ * ask the session's smtpd_rbl the same way (CHECK_WAIT until the answer
+ * is there).  rbl_bypass exempts clients and senders from the reject_*
+ * ones.  A DNS list's refusal is recorded in the check_session: the zone
+ * in rbl_listed (for the intrusion report) and, with rbl_close, that the
+ * session must hang up after the reply.
+ *
+ * With smtpd_delay_reject = no the client list runs before the greeting
+ * (smtpd_check_connect); a refusal there becomes the greeting, and the
+ * session answers every command but QUIT with 503 (access_denied), as
+ * Postfix and RFC 5321 3.1 do.
  */
 #ifndef CORREIO_SMTPD_CHECK_H
 #define CORREIO_SMTPD_CHECK_H
@@ -21,6 +33,7 @@
 
 #include "config.h"
 #include "ingress.h"
+#include "restriction.h"
 
 #define CHECK_REPLY_MAX 600
 
@@ -47,7 +60,12 @@ typedef struct check_memo {
     int  state;                     /* 0 not evaluated, else CHECK_* */
     char reply[CHECK_REPLY_MAX];    /* the rejection */
     char defer[CHECK_REPLY_MAX];    /* a defer_if_permit, "" if none */
+    bool rbl;                       /* the rejection is a DNS list's */
+    bool per_mail;                  /* the verdict depended on the sender
+                                     * (rbl_bypass): evaluate again at MAIL */
 } check_memo;
+
+struct smtpd_rbl;
 
 /* The session's side of a check: facts and memory. */
 typedef struct check_session {
@@ -69,7 +87,15 @@ typedef struct check_session {
     /* a warn_if_reject or WARN: log it as the session does */
     void      (*warn)(void *sess, const char *what, const char *text);
     void       *sess;
+    struct smtpd_rbl *rbl;          /* DNS list lookups; NULL: nothing is listed */
     check_memo  client, helo_memo, sender_memo;
+    /* set by the checks */
+    char        rbl_listed[RESTRICTION_ZONE_MAX + 1];  /* the DNS list that refused
+                                     * the client or sender; "" none (stays set) */
+    bool        rbl_reply;          /* the CHECK_REJECT just returned is a DNS
+                                     * list's refusal (cleared by each check) */
+    bool        close_after_reply;  /* ... and rbl_close: hang up after sending it */
+    bool        access_denied;      /* the client list refused at connect */
     /* actions for the whole message: from access tables (HOLD, DISCARD) */
     bool        hold, discard;
     char        action_text[512];
@@ -85,6 +111,11 @@ typedef enum {
  * reply (no CRLF) is in reply.  With smtpd_delay_reject (the default) the
  * client, helo and sender lists wait for RCPT TO. */
 check_status smtpd_check_helo(check_session *cs, char *reply);
+/* smtpd_check_connect - before the greeting: with smtpd_delay_reject = no,
+ * the client list (CHECK_REJECT: reply is the greeting, and
+ * access_denied is set); otherwise CHECK_OK at once.  A defer_if_permit
+ * is not acted on here: it answers the first command, as before. */
+check_status smtpd_check_connect(check_session *cs, char *reply);
 check_status smtpd_check_mail(check_session *cs, char *reply);
 check_status smtpd_check_rcpt(check_session *cs, const char *rcpt, char *reply);
 check_status smtpd_check_data(check_session *cs, char *reply);

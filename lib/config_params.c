@@ -151,7 +151,7 @@ const param_def config_params[] = {
     {"dns_cache_max_ttl", PARAM_TIME, "1h", 0, 1 * DAY,
      "keep a DNS answer at most this long, whatever its TTL"},
     {"dns_negative_cache_ttl", PARAM_TIME, "5m", 0, 1 * DAY,
-     "keep \"no such name\" answers this long (DNSBL misses)"},
+     "keep \"no such name\" answers at most this long (less if the zone's SOA says so)"},
 
     /* --- policy service (the router keeps the state; the ingress asks) */
     {"router_policy_endpoint", PARAM_STR, "ipc://$run_directory/router-policy", 0, 0,
@@ -356,7 +356,7 @@ const param_def config_params[] = {
     {"fetch_accounts_file", PARAM_STR, "fetch_accounts", 0, 0,
      "remote accounts to fetch (relative to the config directory; keep it 0600)"},
     {"fetch_interval", PARAM_TIME, "5m", 10 * SEC, 1 * DAY,
-     "fetch each account this often unless its line says otherwise"},
+     "fetch each account this often unless its block sets interval"},
     {"fetch_concurrency", PARAM_INT, "4", 1, 1000,
      "accounts fetched at once"},
     {"fetch_timeout", PARAM_TIME, "60s", 100, 1 * HOUR,

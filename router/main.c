@@ -1,16 +1,21 @@
 /* main.c - correio-router: takes scored envelopes from the classifier
  * (PULL), routes every recipient (routing.c) and pushes the envelope on
- * to delivery.  It owns nothing yet: an envelope lost here is sent again
- * by the ingress. */
+ * to delivery; an envelope lost here is sent again by the ingress.  A
+ * thread answers the ingresses' policy questions (policy_server.c) out
+ * of the policy state, the one thing the router owns. */
 #include "log.h"
 #include "pass_stage.h"
+#include "policy_server.h"
 #include "routing.h"
+#include "spam_history.h"
 #include "stage.h"
 #include "xalloc.h"
 
 typedef struct router {
     stage_t   *st;
     routing_t *routing;     /* the tables of the configuration in use */
+    policy_server_t *policy;
+    spam_history_t *spam;   /* NULL unless greylist_adaptive */
 } router_t;
 
 /* router_transform - every recipient routed; routing reads the current
@@ -20,6 +25,7 @@ static uint8_t *router_transform(void *ctx, const Envelope *env, size_t *len)
 {
     router_t *rt = ctx;
 
+    spam_history_note(rt->spam, env);
     return routing_route_envelope(rt->routing, env, rt->st->cfg, len);
 }
 
@@ -31,6 +37,9 @@ static void router_reload(void *ctx, const config_t *cfg)
     char *err = NULL;
     routing_t *fresh = routing_open(cfg, &err);
 
+    policy_server_reload(rt->policy, cfg);
+    spam_history_free(&rt->spam);
+    rt->spam = spam_history_new(rt->st->zctx, cfg);
     if (!fresh) {
         log_warn("reload: %s; the routing tables in use stay", err);
         xfree(&err);
@@ -59,7 +68,11 @@ int main(int argc, char **argv)
     stage_drop_privileges(&st);
     if ((rt.routing = routing_open(st.cfg, &err)) == NULL)
         log_fatal("%s", err);
+    rt.policy = policy_server_start(&st);
+    rt.spam = spam_history_new(st.zctx, st.cfg);
     pass_stage_run(&st, &ops, &rt);
+    spam_history_free(&rt.spam);
+    policy_server_stop(&rt.policy);
     routing_close(&rt.routing);
     stage_finish(&st);
     return 0;

@@ -44,7 +44,79 @@ static const struct bad_case {
       "check_client_access needs a table such as hash:/etc/correio/access, not reject" },
     { { "check_helo_access", "btree:/x", NULL },
       "check_helo_access needs a table such as hash:/etc/correio/access, not btree:/x" },
+    { { "reject_rbl_client", NULL },
+      "reject_rbl_client needs a DNS list zone such as zen.example or "
+      "zen.example=127.0.0.[2..11]" },
+    { { "reject_rbl_client", "reject", NULL },
+      "reject_rbl_client needs a DNS list zone such as zen.example or "
+      "zen.example=127.0.0.[2..11], not reject" },
+    { { "permit_dnswl_client", "wl.example=127.0.0", NULL },
+      "permit_dnswl_client needs a DNS list zone such as zen.example or "
+      "zen.example=127.0.0.[2..11], not wl.example=127.0.0" },
+    { { "reject_rhsbl_sender", "dbl..example", NULL },
+      "reject_rhsbl_sender needs a DNS list zone such as zen.example or "
+      "zen.example=127.0.0.[2..11], not dbl..example" },
 };
+
+/* DNS list zones: the next item, with an optional answer pattern */
+static void test_parse_zones(void **state)
+{
+    const char *const items[] = { "reject_rbl_client", "Zen.Example",
+                                  "reject_rhsbl_sender", "dbl.example=127.0.1.[2..99]",
+                                  "permit_dnswl_client", "wl.example=127.0.0.2", "permit",
+                                  NULL };
+    restriction *r = NULL;
+    char *err = NULL;
+    long n = restriction_parse(items, &r, &err);
+
+    (void)state;
+    assert_int_equal(n, 4);
+    assert_int_equal(r[0].kind, R_REJECT_RBL_CLIENT);
+    assert_string_equal(r[0].zone, "zen.example");
+    assert_null(r[0].filter);
+    assert_int_equal(r[1].kind, R_REJECT_RHSBL_SENDER);
+    assert_string_equal(r[1].zone, "dbl.example");
+    assert_string_equal(r[1].filter, "127.0.1.[2..99]");
+    assert_int_equal(r[2].kind, R_PERMIT_DNSWL_CLIENT);
+    assert_string_equal(r[2].zone, "wl.example");
+    assert_string_equal(r[2].filter, "127.0.0.2");
+    assert_int_equal(r[3].kind, R_PERMIT);
+    free(r);
+}
+
+static const struct filter_case {
+    const char *filter, *addr;
+    bool match;
+} filters[] = {
+    { NULL, "127.0.0.2", true },
+    { "127.0.0.2", "127.0.0.2", true },
+    { "127.0.0.2", "127.0.0.3", false },
+    { "127.0.0.[2..11]", "127.0.0.2", true },
+    { "127.0.0.[2..11]", "127.0.0.11", true },
+    { "127.0.0.[2..11]", "127.0.0.12", false },
+    { "127.0.0.[2..11]", "127.0.0.1", false },
+    { "127.0.0.[2;4]", "127.0.0.4", true },
+    { "127.0.0.[2;4]", "127.0.0.3", false },
+    { "127.0.[0..1].[2;4..6;10]", "127.0.1.5", true },
+    { "127.0.[0..1].[2;4..6;10]", "127.0.2.5", false },
+    { "127.0.0.2", "::1", false },
+    { "127.0.0.2", "not an address", false },
+    /* bad patterns never match (the configuration check refuses them) */
+    { "127.0.0", "127.0.0.2", false },
+    { "127.0.0.256", "127.0.0.2", false },
+    { "127.0.0.[5..2]", "127.0.0.3", false },
+    { "127.0.0.[2", "127.0.0.2", false },
+    { "127.0.0.2x", "127.0.0.2", false },
+};
+
+static void test_filters(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
+        if (restriction_filter_match(filters[i].filter, filters[i].addr) != filters[i].match)
+            fail_msg("filter %s, answer %s: want %s", filters[i].filter ? filters[i].filter
+                     : "(none)", filters[i].addr, filters[i].match ? "match" : "no match");
+}
 
 static void test_parse_errors(void **state)
 {
@@ -114,6 +186,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_ok),
         cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_parse_zones),
+        cmocka_unit_test(test_filters),
         cmocka_unit_test(test_actions),
         cmocka_unit_test(test_bad_actions),
     };
