@@ -18,13 +18,16 @@
 #    the repo) with small RUNS/N so the whole bench stays under ~10 min;
 # 4. prints a comparison table with ratios correio/postfix;
 # 5. runs bench/outbound.sh: correio and Postfix relaying N_OUT messages
-#    to an smtp-sink (relayhost), with their own comparison.
+#    to an smtp-sink (relayhost), with their own comparison;
+# 6. runs bench/policy.sh: policy round trips/s and the latency
+#    greylisting adds to a RCPT (p50/p99, SESSIONS parallel sessions).
 # Nothing is asserted.
 #
 # Knobs: N_1K [4000] N_100K [800] N_LAT [500] SESSIONS [20] PORT [free]
 #        WORK [/var/tmp/correio-bench] POSTFIX [1] (0 skips Postfix)
 #        PF_RUNS [1] PF_N_1K [$N_1K] PF_N_100K [$N_100K] PF_N_LAT [$N_LAT]
 #        OUTBOUND [1] (0 skips bench/outbound.sh) N_OUT [2000]
+#        POLICY [1] (0 skips bench/policy.sh)
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # make bench runs it with sh
 set -uo pipefail
 export LC_ALL=C
@@ -261,5 +264,11 @@ row cpu_ms_per_msg_1KB    "$(co cpu_ms_per_msg_accept_1KB_20s total)"         "$
 if [ "${OUTBOUND:-1}" = 1 ]; then
     echo
     POSTFIX=$POSTFIX SESSIONS=$SESSIONS timeout 900 bash "$REPO/bench/outbound.sh" "$BUILD"
+fi
+
+# ---------------------------------------------------------------- policy
+if [ "${POLICY:-1}" = 1 ]; then
+    echo
+    SESSIONS=$SESSIONS timeout 300 bash "$REPO/bench/policy.sh" "$BUILD"
 fi
 exit 0

@@ -39,6 +39,12 @@ static const ctl_command ctl_commands[] = {
      "mailq, postsuper, postqueue -f and qshape over every delivery node"},
     {"map", cmd_map, "build FILE... | query SPEC KEY",
      "compile FILE into FILE.lmdb; look KEY up in table SPEC (type:path)"},
+    {"greylist", cmd_greylist, "list [--json] [PATTERN] | pass TRIPLET | delete TRIPLET|ALL",
+     "greylisting triplets on every router; let one through, forget one"},
+    {"intrusion", cmd_intrusion, "list [--json] [PATTERN] | block IP | unblock IP|ALL",
+     "client IPs blocked or watched by intrusion prevention"},
+    {"limits", cmd_limits, "list [--json] [PATTERN] | reset KEY|ALL",
+     "daily sending counters (KEY user:ADDRESS or domain:DOMAIN)"},
     {"help", NULL, "", "this text"},
     {NULL, NULL, NULL, NULL},
 };

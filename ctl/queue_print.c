@@ -187,6 +187,11 @@ static void json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
+void queue_print_json_string(FILE *out, const char *s)
+{
+    json_string(out, s);
+}
+
 void queue_print_json(FILE *out, const QueueEntry *e, const char *node)
 {
     fputs("{\"queue_name\": ", out);

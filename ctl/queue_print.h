@@ -26,6 +26,10 @@ void queue_print_entry(FILE *out, const QueueEntry *e);
  * names of Postfix's `postqueue -j` where it has them; node may be NULL. */
 void queue_print_json(FILE *out, const QueueEntry *e, const char *node);
 
+/* queue_print_json_string - s as a JSON string, escaped ("" for NULL);
+ * for the other commands' --json output too. */
+void queue_print_json_string(FILE *out, const char *s);
+
 /* queue_print_headers - a message's header section (as "queue-show"
  * sends it): lines as they are, other control bytes as '?'. */
 void queue_print_headers(FILE *out, const char *text);

@@ -1,6 +1,12 @@
 /* policy_keys.h - the keys the ingress gives the policy service (the
- * router treats them as opaque strings; /tmp/plan/policy.md "Keys"),
- * and the values of sending_limit_maps.  Pure functions, no state.
+ * router treats them as opaque strings, except that an intrusion key
+ * must be an IP address), and the values of sending_limit_maps.  Pure
+ * functions, no state.
+ *   intrusion, spam history: the client IP; IPv6 reduced to its /64
+ *   greylist: "SENDER/RECIPIENT", or "NET/SENDER/RECIPIENT" with
+ *             greylist_network, lower-cased; SENDER normalised so that
+ *             VERP and BATV senders still pass (see policy_key_sender)
+ *   limits:   "user:ADDRESS" and "domain:DOMAIN"
  */
 #ifndef CORREIO_INGRESS_POLICY_KEYS_H
 #define CORREIO_INGRESS_POLICY_KEYS_H

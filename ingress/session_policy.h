@@ -1,8 +1,8 @@
 /* session_policy.h - what an SMTP session asks the policy service
  * (greylisting, intrusion prevention, sending limits; the routers keep
  * the state, lib/policy_client.h carries the questions) and what it does
- * with the answers.  /tmp/plan/policy.md "When the ingress asks" is the
- * specification.
+ * with the answers.  README.md "Policy: DNSBLs, greylisting, intrusion
+ * prevention, sending limits" says when each question is asked.
  *
  * Like the DNS facts of smtpd_dns.c, a question that must be answered
  * before the reply (the connection, greylisting at RCPT, the limits at

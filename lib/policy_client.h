@@ -70,4 +70,12 @@ const char *policy_client_owner(const policy_client_t *c, const char *key);
  * every place that spreads keys over replicas (fetcher accounts too). */
 size_t policy_rendezvous(const char *const *nodes, size_t n, const char *key);
 
+/* policy_clock_now - the policy clock in µs since the epoch: the real
+ * time, plus the whole seconds written in the file named by the
+ * environment variable CORREIO_TEST_CLOCK when it is set (tests move time
+ * forward without waiting; the file is read at every call, since tests
+ * rewrite it with values of the same length).  The routers decide by it;
+ * `correio` shows times left by it. */
+int64_t policy_clock_now(void);
+
 #endif

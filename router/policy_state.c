@@ -121,35 +121,6 @@ void policy_settings_read(policy_settings *ps, const config_t *cfg)
     ps->block_on_dnsbl = config_bool(cfg, "intrusion_dnsbl");
 }
 
-/* ------------------------------------------------------------ clock */
-
-/* clock_offset - the whole seconds in the CORREIO_TEST_CLOCK file (read
- * every time: tests rewrite it with values of the same length, which an
- * mtime check could miss). */
-static int64_t clock_offset(void)
-{
-    const char *path = getenv("CORREIO_TEST_CLOCK");
-    char buf[32];
-    ssize_t n;
-    int fd;
-
-    if (path == NULL || *path == 0)
-        return 0;
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    return strtoll(buf, NULL, 10);
-}
-
-int64_t policy_clock_now(void)
-{
-    return (int64_t)time_now_us() + clock_offset() * US;
-}
-
 /* ------------------------------------------------------------ environment */
 
 policy_state_t *policy_state_open(const char *dir, size_t map_size, char **err)

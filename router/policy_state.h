@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "config.h"
+#include "policy_client.h"      /* policy_clock_now */
 #include "wire.h"
 
 /* The numbers the decisions use, read from the configuration (and again
@@ -76,10 +77,5 @@ void policy_reply_clear(PolicyReply *reply);
 unsigned policy_state_sweep(policy_state_t *s, const policy_settings *ps, int64_t now,
                             unsigned max);
 
-/* policy_clock_now - the policy clock in µs: the real time, plus the
- * whole seconds written in the file named by the environment variable
- * CORREIO_TEST_CLOCK when it is set (tests move time forward without
- * waiting; read again whenever the file changes). */
-int64_t policy_clock_now(void);
 
 #endif
