@@ -32,7 +32,7 @@ CPPFLAGS += -Ilib -I$(BUILD)/gen $(PKG_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   += $(PKG_LIBS) -lpthread
 
-STAGES   := ingress classifier router delivery
+STAGES   := ingress classifier router delivery fetcher
 PROGRAMS := $(addprefix $(BUILD)/bin/correio-,$(STAGES)) $(BUILD)/bin/correio
 
 PROTO_C  := $(BUILD)/gen/correio.pb-c.c
@@ -116,9 +116,15 @@ FUZZ_SECONDS ?= 30
 FUZZ_BASE          := lib/buf.c lib/xalloc.c lib/log.c
 FUZZ_SRC_address   := lib/address.c $(FUZZ_BASE)
 FUZZ_SRC_smtp_data := ingress/smtp_data.c $(FUZZ_BASE)
-FUZZ_SRC_smtp_client := delivery/smtp_client.c lib/tls.c lib/base64.c lib/timeutil.c $(FUZZ_BASE)
+FUZZ_SRC_smtp_client := delivery/smtp_client.c lib/tls.c lib/base64.c lib/timeutil.c \
+                        lib/header_skip.c lib/status_code.c $(FUZZ_BASE)
 FUZZ_LIBS_smtp_client := -lssl -lcrypto
 FUZZ_SRC_dsn_param := ingress/smtp_command.c lib/address.c $(FUZZ_BASE)
+FUZZ_MAILBOX       := fetcher/mailbox.c fetcher/pop3.c fetcher/imap.c lib/tls.c lib/base64.c lib/timeutil.c $(FUZZ_BASE)
+FUZZ_SRC_pop3_reply := $(FUZZ_MAILBOX)
+FUZZ_LIBS_pop3_reply := -lssl -lcrypto
+FUZZ_SRC_imap_response := $(FUZZ_MAILBOX)
+FUZZ_LIBS_imap_response := -lssl -lcrypto
 FUZZ_NAMES := $(patsubst tests/fuzz/%_fuzz.c,%,$(wildcard tests/fuzz/*_fuzz.c))
 
 build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $$(FUZZ_SRC_$$*) $(PROTO_C)

@@ -27,6 +27,7 @@
 #        WORK [/var/tmp/correio-bench] POSTFIX [1] (0 skips Postfix)
 #        PF_RUNS [1] PF_N_1K [$N_1K] PF_N_100K [$N_100K] PF_N_LAT [$N_LAT]
 #        OUTBOUND [1] (0 skips bench/outbound.sh) N_OUT [2000]
+#        FETCH [1] (0 skips bench/fetch.sh: fetcher vs fetchmail) N_FETCH [500]
 #        POLICY [1] (0 skips bench/policy.sh)
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # make bench runs it with sh
 set -uo pipefail
@@ -264,6 +265,12 @@ row cpu_ms_per_msg_1KB    "$(co cpu_ms_per_msg_accept_1KB_20s total)"         "$
 if [ "${OUTBOUND:-1}" = 1 ]; then
     echo
     POSTFIX=$POSTFIX SESSIONS=$SESSIONS timeout 900 bash "$REPO/bench/outbound.sh" "$BUILD"
+fi
+
+# ---------------------------------------------------------------- fetcher
+if [ "${FETCH:-1}" = 1 ]; then
+    echo
+    timeout 900 bash "$REPO/bench/fetch.sh" "$BUILD"
 fi
 
 # ---------------------------------------------------------------- policy

@@ -5,7 +5,7 @@
  *   ingress: up (ingress mail.example.test pid=4246)
  *   classifier: down (no answer from ipc://... within 2000 ms)
  *
- * Exit status 0 when all four stages answer, 1 otherwise, so a test can
+ * Exit status 0 when all five stages answer, 1 otherwise, so a test can
  * wait for `correio status` to succeed.  Also home of ctl_admin_call
  * and ctl_ipc_listening (admin_nodes.c uses the latter).
  */
@@ -25,7 +25,8 @@
 
 #define STATUS_PING_TIMEOUT_MS 2000
 
-static const char *const status_stages[] = {"ingress", "classifier", "router", "delivery"};
+static const char *const status_stages[] = {"ingress", "classifier", "router", "delivery",
+                                            "fetcher"};
 
 int ctl_ipc_listening(const char *endpoint)
 {

@@ -27,6 +27,7 @@ int cmd_user(const ctl_opts *o, int argc, char **argv);    /* cmd_user.c */
 int cmd_config(const ctl_opts *o, int argc, char **argv);  /* cmd_config.c */
 int cmd_queue(const ctl_opts *o, int argc, char **argv);   /* cmd_queue.c */
 int cmd_map(const ctl_opts *o, int argc, char **argv);     /* cmd_map.c */
+int cmd_fetch(const ctl_opts *o, int argc, char **argv);   /* cmd_fetch.c */
 int cmd_greylist(const ctl_opts *o, int argc, char **argv);  /* cmd_policy.c */
 int cmd_intrusion(const ctl_opts *o, int argc, char **argv); /* cmd_policy.c */
 int cmd_limits(const ctl_opts *o, int argc, char **argv);    /* cmd_policy.c */

@@ -45,6 +45,8 @@ static const ctl_command ctl_commands[] = {
      "client IPs blocked or watched by intrusion prevention"},
     {"limits", cmd_limits, "list [--json] [PATTERN] | reset KEY|ALL",
      "daily sending counters (KEY user:ADDRESS or domain:DOMAIN)"},
+    {"fetch", cmd_fetch, "list [--json] | now ACCOUNT | reset ACCOUNT",
+     "remote POP3/IMAP accounts: state, fetch at once, forget what was taken"},
     {"help", NULL, "", "this text"},
     {NULL, NULL, NULL, NULL},
 };

@@ -1,8 +1,8 @@
 /* supervisor.c - `correio run` and `correio stop`.
  *
  * `run` is the master of one host: it prepares the directories, takes
- * the pid-file lock, starts the four stages (consumers first: delivery,
- * router, classifier, ingress) as `correio-NAME -c DIR [-v]`, and keeps
+ * the pid-file lock, starts the stages (consumers first: delivery,
+ * router, classifier, ingress, then the fetcher) as `correio-NAME -c DIR [-v]`, and keeps
  * them running.  They inherit its stderr, so everything is one log
  * stream.  A stage that exits is started again after a backoff (100 ms,
  * doubling up to 10 s, back to 100 ms once it has run 30 s).  SIGTERM or
@@ -58,6 +58,7 @@ static stage_proc sv_stages[] = {
     {"router", NULL, 0, 0, 0, BACKOFF_FIRST_MS},
     {"classifier", NULL, 0, 0, 0, BACKOFF_FIRST_MS},
     {"ingress", NULL, 0, 0, 0, BACKOFF_FIRST_MS},
+    {"fetcher", NULL, 0, 0, 0, BACKOFF_FIRST_MS},   /* a producer of the ingress */
 };
 #define SV_NSTAGES (sizeof(sv_stages) / sizeof(sv_stages[0]))
 
@@ -273,7 +274,7 @@ static void refuse_leftovers(const config_t *cfg)
 {
     static const char *const params[] = {
         "ingress_admin_endpoint", "classifier_admin_endpoint",
-        "router_admin_endpoint", "delivery_admin_endpoint",
+        "router_admin_endpoint", "delivery_admin_endpoint", "fetcher_admin_endpoint",
     };
 
     for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {

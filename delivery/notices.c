@@ -35,6 +35,7 @@ struct notices {
     size_t           n_flight, cap_flight;
     int64_t          retry_at_ms;
     unsigned         seq;
+    uint64_t         started_us;       /* makes refs unique across restarts */
 };
 
 static const char *const notice_subject[NOTICE_KINDS] = {
@@ -227,7 +228,9 @@ static int notice_send(notices_t *n, const queue_rec *r, dsn_action kind,
 
     notice f = {.kind = kind, .n = k, .deadline_ms = time_mono_ms() + NOTICE_ANSWER_MS};
     snprintf(f.queue_id, sizeof f.queue_id, "%s", r->queue_id);
-    snprintf(f.ref, sizeof f.ref, "%s.%d.%u", r->queue_id, (int)kind, n->seq++);
+    /* the ingress takes a ref once (its idempotency key): unique across restarts */
+    snprintf(f.ref, sizeof f.ref, "%s.%d.%llx.%u", r->queue_id, (int)kind,
+             (unsigned long long)n->started_us, n->seq++);
     int rc = submit_client_send(n->submit, f.ref, &env);
     xfree(&body);
     if (rc != 0)
@@ -375,6 +378,7 @@ void notices_receive(notices_t *n)
 notices_t *notices_new(stage_t *st, queue_t *q)
 {
     notices_t *n = xcalloc(1, sizeof *n);
+    n->started_us = time_now_us();
     n->st = st;
     n->queue = q;
     n->submit = submit_client_new(st->zctx, config_str(st->cfg, "ingress_submit_endpoint"),

@@ -7,6 +7,11 @@
  * delivery drops the copy by its queue id.  So a batch of deletes alone
  * waits up to SPOOL_DELETE_DELAY_MS for a put to share its commit, and
  * the fsyncs go to the messages whose 250 waits for them.
+ *
+ * Refs (spool_put_ref) are checked and written by the writer inside the
+ * commit of their message, so two puts of one ref, even in one batch,
+ * store one message.  Every SPOOL_REF_PRUNE_MS the writer drops refs
+ * older than SPOOL_REF_LIFETIME_S, at most SPOOL_REF_PRUNE_MAX a time.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -19,20 +24,27 @@
 #include "lmdb_util.h"
 #include "log.h"
 #include "spool.h"
+#include "timeutil.h"
 #include "xalloc.h"
 
 enum { OP_PUT, OP_DEL };
 
 #define SPOOL_DELETE_DELAY_MS 200   /* longest a delete waits for a put's commit */
+#define SPOOL_REF_PRUNE_MS    (10 * 60 * 1000)  /* how often old refs are dropped */
+#define SPOOL_REF_PRUNE_MAX   10000             /* refs dropped per pass at most */
+#define SPOOL_REF_VAL_LEN     (8 + QID_LEN)     /* time, queue id */
 
 typedef struct spool_op {
     spool_done done;    /* first: a put turns into its own completion */
     int kind;
+    char *ref;          /* spool_put_ref; NULL otherwise */
 } spool_op;
 
 struct spool {
     MDB_env        *env;
     MDB_dbi         dbi;
+    MDB_dbi         refs;
+    int64_t         pruned_ms;              /* last prune of old refs (monotonic) */
     int             efd;
     pthread_t       writer;
     pthread_mutex_t mu;
@@ -52,6 +64,27 @@ static int apply(spool_t *sp, MDB_txn *txn, spool_op *op)
 
     if (op->kind == OP_PUT) {
         MDB_val val = { op->done.len, op->done.data };
+        op->done.orig_qid[0] = '\0';
+        if (op->ref) {
+            MDB_val rkey = { strlen(op->ref), op->ref }, rval;
+            uint8_t v[SPOOL_REF_VAL_LEN];
+            uint64_t now = time_now_us();
+
+            rc = mdb_get(txn, sp->refs, &rkey, &rval);
+            if (rc == 0 && rval.mv_size == SPOOL_REF_VAL_LEN) {
+                memcpy(op->done.orig_qid, (uint8_t *)rval.mv_data + 8, QID_LEN);
+                op->done.orig_qid[QID_LEN] = '\0';
+                return 0;                   /* taken before: store nothing */
+            }
+            if (rc != 0 && rc != MDB_NOTFOUND)
+                return rc;
+            memcpy(v, &now, 8);
+            memcpy(v + 8, op->done.qid, QID_LEN);
+            rval.mv_size = sizeof(v);
+            rval.mv_data = v;
+            if ((rc = mdb_put(txn, sp->refs, &rkey, &rval, 0)) != 0)
+                return rc;
+        }
         rc = mdb_put(txn, sp->dbi, &key, &val, 0);
     } else {
         rc = mdb_del(txn, sp->dbi, &key, NULL);
@@ -100,6 +133,48 @@ static void commit_batch(spool_t *sp, spool_op *ops)
     }
 }
 
+/* prune_refs - drop refs older than SPOOL_REF_LIFETIME_S (a commit of
+ * its own; a prune lost in a crash is simply done again). */
+static void prune_refs(spool_t *sp)
+{
+    uint64_t cutoff = time_now_us() - (uint64_t)SPOOL_REF_LIFETIME_S * 1000000u;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    size_t n = 0;
+    int rc;
+
+    sp->pruned_ms = time_mono_ms();
+    if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)) != 0) {
+        log_warn("spool: pruning refs: %s", mdb_strerror(rc));
+        return;
+    }
+    lmdb_check(mdb_cursor_open(txn, sp->refs, &cur), "prune_refs: cursor_open");
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && n < SPOOL_REF_PRUNE_MAX;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        uint64_t when = 0;
+
+        if (val.mv_size == SPOOL_REF_VAL_LEN)
+            memcpy(&when, val.mv_data, 8);
+        if (when < cutoff) {
+            if ((rc = mdb_cursor_del(cur, 0)) != 0)
+                break;
+            n++;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        log_warn("spool: pruning refs: %s", mdb_strerror(rc));
+        mdb_txn_abort(txn);
+        return;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        log_warn("spool: pruning refs: commit: %s", mdb_strerror(rc));
+    else if (n)
+        log_info("spool: forgot %zu submission ref%s older than %d days", n, n == 1 ? "" : "s",
+                 SPOOL_REF_LIFETIME_S / 86400);
+}
+
 /* writer_wait - with sp->mu held: until a put is queued, or deletes
  * have waited SPOOL_DELETE_DELAY_MS, or the spool is closing. */
 static void writer_wait(spool_t *sp)
@@ -142,6 +217,7 @@ static void *writer_main(void *arg)
 
         for (op = ops; op; op = next) {
             next = (spool_op *)op->done.next;
+            xfree(&op->ref);
             if (op->kind == OP_DEL) {
                 xfree(&op);
                 continue;
@@ -164,6 +240,8 @@ static void *writer_main(void *arg)
             if (write(sp->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
                 log_panic("spool: eventfd write: %s", strerror(errno));
         }
+        if (time_mono_ms() - sp->pruned_ms >= SPOOL_REF_PRUNE_MS)
+            prune_refs(sp);
     }
     return NULL;
 }
@@ -175,6 +253,8 @@ spool_t *spool_open(const char *dir, size_t map_size)
 
     sp->env = lmdb_env_open(dir, map_size, 4);
     sp->dbi = lmdb_dbi_open(sp->env, "messages");
+    sp->refs = lmdb_dbi_open(sp->env, "refs");
+    sp->pruned_ms = time_mono_ms() - SPOOL_REF_PRUNE_MS;     /* first pass soon */
     sp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (sp->efd < 0)
         log_fatal("spool: eventfd: %s", strerror(errno));
@@ -252,6 +332,43 @@ void spool_put(spool_t *sp, const char *qid, uint8_t *data, size_t len, void *co
     op->done.len = len;
     op->done.cookie = cookie;
     enqueue(sp, op);
+}
+
+void spool_put_ref(spool_t *sp, const char *qid, uint8_t *data, size_t len, const char *ref,
+                   void *cookie)
+{
+    spool_op *op = xcalloc(1, sizeof(*op));
+    size_t n = strlen(ref);
+
+    if (n == 0 || n > SPOOL_REF_MAX)
+        log_panic("spool_put_ref: ref of %zu bytes", n);
+    op->kind = OP_PUT;
+    op->ref = xstrdup(ref);
+    memcpy(op->done.qid, qid, QID_LEN);
+    op->done.data = data;
+    op->done.len = len;
+    op->done.cookie = cookie;
+    enqueue(sp, op);
+}
+
+int spool_ref_lookup(spool_t *sp, const char *ref, char qid[QID_LEN + 1])
+{
+    MDB_txn *txn;
+    MDB_val key = { strlen(ref), (void *)ref }, val;
+    int rc;
+
+    if (key.mv_size == 0 || key.mv_size > SPOOL_REF_MAX)
+        return -1;
+    lmdb_check(mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn), "spool_ref_lookup: txn_begin");
+    rc = mdb_get(txn, sp->refs, &key, &val);
+    if (rc == 0 && val.mv_size == SPOOL_REF_VAL_LEN) {
+        memcpy(qid, (uint8_t *)val.mv_data + 8, QID_LEN);
+        qid[QID_LEN] = '\0';
+    } else if (rc != 0 && rc != MDB_NOTFOUND) {
+        log_warn("spool: ref lookup failed: %s", mdb_strerror(rc));
+    }
+    mdb_txn_abort(txn);
+    return rc == 0 && val.mv_size == SPOOL_REF_VAL_LEN ? 0 : -1;
 }
 
 void spool_delete(spool_t *sp, const char *qid)

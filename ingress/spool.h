@@ -1,5 +1,10 @@
 /* spool.h - the ingress spool: an LMDB environment (data_directory/spool),
- * one database "messages", key = queue id, value = the packed Envelope.
+ * database "messages", key = queue id, value = the packed Envelope; and
+ * database "refs", key = a submitter's ref (its idempotency key, see
+ * submit_server.h), value = when it was taken (8 bytes, microseconds
+ * since the epoch, host order) and the queue id it got (QID_LEN bytes).
+ * A ref is written in the same commit as its message and forgotten
+ * after SPOOL_REF_LIFETIME_S.
  *
  * Writes go through one writer thread that does group commit: it takes
  * every operation queued since its last commit, applies them in one write
@@ -25,7 +30,13 @@ typedef struct spool_done {
     size_t   len;
     void    *cookie;    /* what spool_put was given */
     int      rc;        /* 0: durable; else an LMDB error code */
+    char     orig_qid[QID_LEN + 1]; /* spool_put_ref: "" normally; else the ref
+                                     * was taken before as this queue id and
+                                     * nothing was written (rc 0) */
 } spool_done;
+
+#define SPOOL_REF_MAX        400                   /* longest ref remembered (bytes) */
+#define SPOOL_REF_LIFETIME_S (7 * 24 * 3600)       /* refs are forgotten after this */
 
 /* spool_open - open (creating) dir with map_size; starts the writer
  * thread.  Fatal when the environment cannot be opened. */
@@ -40,6 +51,15 @@ int spool_fd(spool_t *sp);
  * qid; the spool owns data until it comes back through spool_take_done
  * with cookie. */
 void spool_put(spool_t *sp, const char *qid, uint8_t *data, size_t len, void *cookie);
+/* spool_put_ref - spool_put that also records ref (1..SPOOL_REF_MAX
+ * bytes) -> qid in the same commit; when ref is already recorded (an
+ * earlier or a concurrent put), nothing is written and the completion
+ * carries the first queue id in orig_qid. */
+void spool_put_ref(spool_t *sp, const char *qid, uint8_t *data, size_t len, const char *ref,
+                   void *cookie);
+/* spool_ref_lookup - is ref recorded (committed)?  0 with its queue id in
+ * qid, or -1. */
+int spool_ref_lookup(spool_t *sp, const char *ref, char qid[QID_LEN + 1]);
 /* spool_delete - queue the removal of qid (nothing comes back). */
 void spool_delete(spool_t *sp, const char *qid);
 /* spool_take_done - clear the eventfd and take the finished puts, in the

@@ -6,6 +6,13 @@
  * cookie.  The spool hands puts back in the order they were queued, so
  * the requests waiting for their commit are a FIFO; each remembers the
  * caller's routing identity and ref for the reply.
+ *
+ * A ref is the request's idempotency key: the spool remembers each ref
+ * with the queue id it got (spool_put_ref, in the message's own commit),
+ * and a request whose ref is known answers status 0 with that queue id
+ * and stores nothing new.  So a caller whose reply got lost (or that
+ * crashed before writing down the answer) may send the same request
+ * again without making a second copy.
  */
 #include <errno.h>
 #include <string.h>
@@ -294,6 +301,22 @@ static void take(submit_server_t *ss, const void *identity, size_t identity_len,
     }
     in = req->envelope;
     log_printable(ref, sizeof(ref), req->ref, strlen(req->ref));
+    if (strlen(req->ref) > SPOOL_REF_MAX) {
+        log_info("NOQUEUE: reject: submit from local (%s): ref of %zu bytes (limit %d)",
+                 listener_name(in), strlen(req->ref), SPOOL_REF_MAX);
+        snprintf(why, sizeof(why), "554 5.5.4 Error: ref longer than %d bytes", SPOOL_REF_MAX);
+        reply(ss, identity, identity_len, req->ref, 5, "", why);
+        wire_free_submit_request(&req);
+        return;
+    }
+    if (req->ref[0] && spool_ref_lookup(ig->spool, req->ref, orig) == 0) {
+        log_info("%s: ref=%s submitted again: already queued, nothing stored", orig, ref);
+        snprintf(why, sizeof(why), "250 2.0.0 Ok: queued as %s", orig);
+        reply(ss, identity, identity_len, req->ref, 0, orig, why);
+        wire_free_submit_request(&req);
+        return;
+    }
+    orig[0] = '\0';
     status = check_request(ss, in, why, sizeof(why));
     if (status != 0) {
         char from[300];
@@ -368,7 +391,10 @@ static void take(submit_server_t *ss, const void *identity, size_t identity_len,
     ss->tail = job;
     ss->pending++;
     ig->unacked++;
-    spool_put(ig->spool, job->qid, packed, plen, ss);
+    if (job->ref[0])
+        spool_put_ref(ig->spool, job->qid, packed, plen, job->ref, ss);
+    else
+        spool_put(ig->spool, job->qid, packed, plen, ss);
 }
 
 void submit_server_committed(submit_server_t *ss, spool_done *d)
@@ -391,7 +417,15 @@ void submit_server_committed(submit_server_t *ss, spool_done *d)
         ss->tail = prev;
     ss->pending--;
 
-    if (d->rc == 0) {
+    if (d->rc == 0 && d->orig_qid[0]) {
+        char ref[REF_LOG_MAX + 4];
+
+        ss->ig->unacked--;
+        log_printable(ref, sizeof(ref), job->ref, strlen(job->ref));
+        log_info("%s: ref=%s already queued as %s: discarded", job->qid, ref, d->orig_qid);
+        snprintf(text, sizeof(text), "250 2.0.0 Ok: queued as %s", d->orig_qid);
+        reply(ss, job->identity, job->identity_len, job->ref, 0, d->orig_qid, text);
+    } else if (d->rc == 0) {
         log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", job->qid, job->sender,
                  job->size, job->nrcpt);
         snprintf(text, sizeof(text), "250 2.0.0 Ok: queued as %s", job->qid);

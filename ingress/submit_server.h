@@ -12,6 +12,11 @@
  * never succeed), status 4 (try again: spool full or a write error).
  * A frame that is not a request is logged and dropped.
  *
+ * The request's ref is its idempotency key (up to SPOOL_REF_MAX bytes;
+ * "" means none): a ref taken in the last SPOOL_REF_LIFETIME_S is
+ * answered status 0 with its first queue id, and nothing new is stored.
+ * A caller must never reuse a ref for another message.
+ *
  * Frames: [identity][empty][SubmitRequest] in, [identity][empty]
  * [SubmitReply] out: what a DEALER that sends an empty delimiter first
  * (submit_client.c) or a REQ socket produces.

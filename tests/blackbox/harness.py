@@ -46,7 +46,7 @@ if not os.path.isabs(BUILD):
 BIN = os.path.join(BUILD, "bin", "correio")
 SANITIZER = bool(os.environ.get("CORREIO_SANITIZER"))
 SLOW = 3.0 if SANITIZER else 1.0          # timeout multiplier
-STAGES = tuple(os.environ.get("CORREIO_STAGES", "ingress classifier router delivery").split())
+STAGES = tuple(os.environ.get("CORREIO_STAGES", "ingress classifier router delivery fetcher").split())
 DOMAIN = "example.test"
 DEFAULT_USERS = ("demo@example.test", "alice@example.test", "bob@example.test",
                  "carol@example.test", "dave@example.test")
@@ -264,7 +264,7 @@ class Correio:
                 return False
         wait_for(banner, timeout, interval=0.05, what="SMTP banner on port %d" % self.port)
         wait_for(lambda: all(self.stage_pid(n) for n in STAGES), timeout,
-                 what="all four stage processes")
+                 what="every stage process")
         return self
 
     def stop(self, timeout=20):

@@ -397,7 +397,7 @@ def test_user_add_list_and_live_reload(c):
 
 
 # ---------------------------------------------------------------- status
-STATUS_LINE = re.compile(r"^(ingress|classifier|router|delivery): up \(\1 \S+ pid=(\d+)\)$")
+STATUS_LINE = re.compile(r"^(ingress|classifier|router|delivery|fetcher): up \(\1 \S+ pid=(\d+)\)$")
 
 
 def status_pids(c):
