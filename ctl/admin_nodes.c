@@ -13,6 +13,7 @@
 #include "ctl.h"
 #include "dns.h"
 #include "endpoints.h"
+#include "fanout.h"
 #include "log.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -86,14 +87,36 @@ static void *node_socket(admin_nodes *ns, admin_node *n, int timeout_ms)
     return sock;
 }
 
+/* The nodes asked by one admin_nodes_call, for on_answer. */
+typedef struct call_ctx {
+    admin_nodes *ns;
+    size_t      *which;         /* socket k is node which[k] */
+    size_t       answered;
+} call_ctx;
+
+/* on_answer - node which[k] answered (fanout_answer). */
+static void on_answer(void *arg, size_t k, const void *data, size_t len, const char *error)
+{
+    call_ctx *cx = arg;
+    admin_node *n = &cx->ns->node[cx->which[k]];
+
+    if (error)
+        node_set_error(n, xasprintf("receive: %s", error));
+    else if ((n->reply = wire_unpack_admin_reply(data, len, n->endpoint)) == NULL)
+        node_set_error(n, xasprintf("bad reply (%zu bytes)", len));
+    else
+        cx->answered++;
+}
+
 size_t admin_nodes_call(admin_nodes *ns, const char *command, const char *const *args,
                         int timeout_ms)
 {
     AdminRequest req = CORREIO__ADMIN_REQUEST__INIT;
-    zmq_pollitem_t *items = xcalloc(ns->n + 1, sizeof(*items));
-    size_t *which = xcalloc(ns->n + 1, sizeof(*which));
-    size_t n_items = 0, waiting, answered = 0;
+    void **socks = xcalloc(ns->n + 1, sizeof(*socks));
+    call_ctx cx = {ns, xcalloc(ns->n + 1, sizeof(size_t)), 0};
+    size_t n_socks = 0;
     int64_t deadline = time_mono_ms() + timeout_ms;
+    bool *silent;
     uint8_t *out;
     size_t len;
 
@@ -122,50 +145,22 @@ size_t admin_nodes_call(admin_nodes *ns, const char *command, const char *const 
             zmq_close(sock);
             continue;
         }
-        items[n_items].socket = sock;
-        items[n_items].events = ZMQ_POLLIN;
-        which[n_items++] = i;
+        socks[n_socks] = sock;
+        cx.which[n_socks++] = i;
     }
     free(out);
 
-    for (waiting = n_items; waiting > 0;) {
-        int64_t left = deadline - time_mono_ms();
-        int rc = zmq_poll(items, (int)n_items, (long)(left < 0 ? 0 : left));
-
-        if (rc < 0 && zmq_errno() == EINTR)
-            continue;
-        if (rc <= 0)
-            break;
-        for (size_t k = 0; k < n_items; k++) {
-            admin_node *n = &ns->node[which[k]];
-            zmq_msg_t msg;
-
-            if (!(items[k].revents & ZMQ_POLLIN))
-                continue;
-            items[k].events = 0;              /* one answer per node */
-            items[k].revents = 0;
-            waiting--;
-            zmq_msg_init(&msg);
-            if (zmq_msg_recv(&msg, items[k].socket, ZMQ_DONTWAIT) < 0)
-                node_set_error(n, xasprintf("receive: %s", zmq_strerror(zmq_errno())));
-            else if ((n->reply = wire_unpack_admin_reply(zmq_msg_data(&msg), zmq_msg_size(&msg),
-                                                         n->endpoint)) == NULL)
-                node_set_error(n, xasprintf("bad reply (%zu bytes)", zmq_msg_size(&msg)));
-            else
-                answered++;
-            zmq_msg_close(&msg);
-        }
+    silent = fanout_wait(socks, n_socks, deadline, on_answer, &cx);
+    for (size_t k = 0; k < n_socks; k++) {
+        if (silent[k])
+            node_set_error(&ns->node[cx.which[k]],
+                           xasprintf("no answer within %d ms", timeout_ms));
+        zmq_close(socks[k]);
     }
-    for (size_t k = 0; k < n_items; k++) {
-        admin_node *n = &ns->node[which[k]];
-
-        if (items[k].events != 0)
-            node_set_error(n, xasprintf("no answer within %d ms", timeout_ms));
-        zmq_close(items[k].socket);
-    }
-    free(items);
-    free(which);
-    return answered;
+    xfree(&silent);
+    xfree(&socks);
+    xfree(&cx.which);
+    return cx.answered;
 }
 
 /* ------------------------------------------------------------ ping */

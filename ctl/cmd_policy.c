@@ -39,6 +39,7 @@
 #include "ctl.h"
 #include "dns.h"
 #include "endpoints.h"
+#include "fanout.h"
 #include "log.h"
 #include "policy_client.h"
 #include "queue_print.h"
@@ -230,17 +231,44 @@ static void *node_socket(policy_nodes *ns, policy_node *n, int timeout_ms)
     return n->sock;
 }
 
+/* The routers asked by one nodes_call, for on_answer. */
+typedef struct call_ctx {
+    policy_nodes *ns;
+    size_t       *which;        /* socket k is node which[k] */
+    uint64_t     *ids;          /* and was sent request ids[k] */
+    size_t        answered;
+} call_ctx;
+
+/* on_answer - router which[k] answered (fanout_answer). */
+static void on_answer(void *arg, size_t k, const void *data, size_t len, const char *error)
+{
+    call_ctx *cx = arg;
+    policy_node *n = &cx->ns->node[cx->which[k]];
+
+    if (error)
+        node_set_error(n, xasprintf("receive: %s", error));
+    else if ((n->reply = wire_unpack_policy_reply(data, len, n->endpoint)) == NULL)
+        node_set_error(n, xasprintf("bad reply (%zu bytes)", len));
+    else if (n->reply->id != cx->ids[k])
+        node_set_error(n, xasprintf("reply to request %llu, not %llu",
+                                    (unsigned long long)n->reply->id,
+                                    (unsigned long long)cx->ids[k]));
+    else
+        cx->answered++;
+}
+
 /* nodes_call - send req[i] (NULL: nothing) to node i, all at once, and
  * wait up to timeout_ms for the answers.  Each asked node's previous
  * reply is freed; it gets the new one, or its error is set (and it is
  * left out of later calls).  Returns how many answered. */
 static size_t nodes_call(policy_nodes *ns, PolicyRequest *const *req, int timeout_ms)
 {
-    zmq_pollitem_t *items = xcalloc(ns->n + 1, sizeof(*items));
-    size_t *which = xcalloc(ns->n + 1, sizeof(*which));
-    uint64_t *ids = xcalloc(ns->n + 1, sizeof(*ids));
-    size_t n_items = 0, waiting, answered = 0;
+    void **socks = xcalloc(ns->n + 1, sizeof(*socks));
+    call_ctx cx = {ns, xcalloc(ns->n + 1, sizeof(size_t)), xcalloc(ns->n + 1, sizeof(uint64_t)),
+                   0};
+    size_t n_socks = 0;
     int64_t deadline = time_mono_ms() + timeout_ms;
+    bool *silent;
 
     for (size_t i = 0; i < ns->n; i++) {
         policy_node *n = &ns->node[i];
@@ -255,7 +283,7 @@ static size_t nodes_call(policy_nodes *ns, PolicyRequest *const *req, int timeou
         if ((sock = node_socket(ns, n, timeout_ms)) == NULL)
             continue;
         req[i]->version = WIRE_VERSION;
-        req[i]->id = ids[n_items] = ns->next_id++;
+        req[i]->id = cx.ids[n_socks] = ns->next_id++;
         out = wire_pack_policy_request(req[i], &len);
         rc = zmq_send(sock, out, len, 0);
         free(out);
@@ -263,50 +291,19 @@ static size_t nodes_call(policy_nodes *ns, PolicyRequest *const *req, int timeou
             node_set_error(n, xasprintf("cannot send: %s", zmq_strerror(zmq_errno())));
             continue;
         }
-        items[n_items].socket = sock;
-        items[n_items].events = ZMQ_POLLIN;
-        which[n_items++] = i;
+        socks[n_socks] = sock;
+        cx.which[n_socks++] = i;
     }
 
-    for (waiting = n_items; waiting > 0;) {
-        int64_t left = deadline - time_mono_ms();
-        int rc = zmq_poll(items, (int)n_items, (long)(left < 0 ? 0 : left));
-
-        if (rc < 0 && zmq_errno() == EINTR)
-            continue;
-        if (rc <= 0)
-            break;
-        for (size_t k = 0; k < n_items; k++) {
-            policy_node *n = &ns->node[which[k]];
-            zmq_msg_t msg;
-
-            if (!(items[k].revents & ZMQ_POLLIN))
-                continue;
-            items[k].events = 0;              /* one answer per node */
-            items[k].revents = 0;
-            waiting--;
-            zmq_msg_init(&msg);
-            if (zmq_msg_recv(&msg, items[k].socket, ZMQ_DONTWAIT) < 0)
-                node_set_error(n, xasprintf("receive: %s", zmq_strerror(zmq_errno())));
-            else if ((n->reply = wire_unpack_policy_reply(zmq_msg_data(&msg), zmq_msg_size(&msg),
-                                                          n->endpoint)) == NULL)
-                node_set_error(n, xasprintf("bad reply (%zu bytes)", zmq_msg_size(&msg)));
-            else if (n->reply->id != ids[k])
-                node_set_error(n, xasprintf("reply to request %llu, not %llu",
-                                            (unsigned long long)n->reply->id,
-                                            (unsigned long long)ids[k]));
-            else
-                answered++;
-            zmq_msg_close(&msg);
-        }
-    }
-    for (size_t k = 0; k < n_items; k++)      /* a REQ that got no answer is stuck */
-        if (items[k].events != 0)
-            node_set_error(&ns->node[which[k]], xasprintf("no answer within %d ms", timeout_ms));
-    free(items);
-    free(which);
-    free(ids);
-    return answered;
+    silent = fanout_wait(socks, n_socks, deadline, on_answer, &cx);
+    for (size_t k = 0; k < n_socks; k++)      /* a REQ that got no answer is stuck */
+        if (silent[k])
+            node_set_error(&ns->node[cx.which[k]], xasprintf("no answer within %d ms", timeout_ms));
+    xfree(&silent);
+    xfree(&socks);
+    xfree(&cx.which);
+    xfree(&cx.ids);
+    return cx.answered;
 }
 
 /* node_label - the router's own name (its myhostname) when it gave one

@@ -43,21 +43,6 @@ static void fail(parse_ctx *p, const char *fmt, ...)
     p->err = xasprintf("%s:%d: %s", p->path, p->lineno, what);
 }
 
-static void account_clear(fetch_account *ac)
-{
-    xfree(&ac->name);
-    xfree(&ac->srv.host);
-    xfree(&ac->srv.ca_file);
-    xfree(&ac->srv.user);
-    if (ac->srv.password) {
-        explicit_bzero((char *)ac->srv.password, strlen(ac->srv.password));
-        xfree(&ac->srv.password);
-    }
-    xfree(&ac->srv.folder);
-    xfree(&ac->forward_to);
-    xfree(&ac->domain_pop);
-}
-
 void accounts_free(fetch_accounts_t **ap)
 {
     fetch_accounts_t *a = *ap;
@@ -378,4 +363,37 @@ fetch_accounts_t *accounts_load(const char *path, const char *config_dir,
         return NULL;
     }
     return p.a;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+void account_copy(fetch_account *dst, const fetch_account *src)
+{
+    *dst = *src;
+    dst->name = xstrdup(src->name);
+    dst->srv.host = xstrdup(src->srv.host);
+    dst->srv.ca_file = dup_or_null(src->srv.ca_file);
+    dst->srv.user = xstrdup(src->srv.user);
+    dst->srv.password = xstrdup(src->srv.password);
+    dst->srv.folder = dup_or_null(src->srv.folder);
+    dst->forward_to = xstrdup(src->forward_to);
+    dst->domain_pop = dup_or_null(src->domain_pop);
+}
+
+void account_clear(fetch_account *ac)
+{
+    xfree(&ac->name);
+    xfree(&ac->srv.host);
+    xfree(&ac->srv.ca_file);
+    xfree(&ac->srv.user);
+    if (ac->srv.password) {
+        explicit_bzero((char *)ac->srv.password, strlen(ac->srv.password));
+        xfree(&ac->srv.password);
+    }
+    xfree(&ac->srv.folder);
+    xfree(&ac->forward_to);
+    xfree(&ac->domain_pop);
 }

@@ -64,5 +64,11 @@ fetch_accounts_t *accounts_load(const char *path, const char *config_dir,
 void accounts_free(fetch_accounts_t **a);
 /* accounts_find - the account called name, or NULL. */
 const fetch_account *accounts_find(const fetch_accounts_t *a, const char *name);
+/* account_copy - a deep copy of src into dst (for a worker); free it with
+ * account_clear. */
+void account_copy(fetch_account *dst, const fetch_account *src);
+/* account_clear - free what the account owns (the password is wiped
+ * first); the struct itself is the caller's. */
+void account_clear(fetch_account *ac);
 
 #endif

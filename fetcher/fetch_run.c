@@ -23,40 +23,6 @@
 
 /* ------------------------------------------------------------ accounts */
 
-static char *dup_or_null(const char *s)
-{
-    return s ? xstrdup(s) : NULL;
-}
-
-/* account_copy - a deep copy for a worker (freed by account_drop). */
-static void account_copy(fetch_account *dst, const fetch_account *src)
-{
-    *dst = *src;
-    dst->name = xstrdup(src->name);
-    dst->srv.host = xstrdup(src->srv.host);
-    dst->srv.ca_file = dup_or_null(src->srv.ca_file);
-    dst->srv.user = xstrdup(src->srv.user);
-    dst->srv.password = xstrdup(src->srv.password);
-    dst->srv.folder = dup_or_null(src->srv.folder);
-    dst->forward_to = xstrdup(src->forward_to);
-    dst->domain_pop = dup_or_null(src->domain_pop);
-}
-
-static void account_drop(fetch_account *ac)
-{
-    xfree(&ac->name);
-    xfree(&ac->srv.host);
-    xfree(&ac->srv.ca_file);
-    xfree(&ac->srv.user);
-    if (ac->srv.password) {
-        explicit_bzero((char *)ac->srv.password, strlen(ac->srv.password));
-        xfree(&ac->srv.password);
-    }
-    xfree(&ac->srv.folder);
-    xfree(&ac->forward_to);
-    xfree(&ac->domain_pop);
-}
-
 const char *fetch_run_owner(const fetch_run_t *fr, const char *name)
 {
     if (fr->nnodes == 0)
@@ -227,12 +193,12 @@ void fetch_run_free(fetch_run_t **frp)
         pthread_join(fr->threads[i], NULL);
     for (fetch_job *j = fr->q_head, *next; j; j = next) {
         next = j->next;
-        account_drop(&j->ac);
+        account_clear(&j->ac);
         xfree(&j);
     }
     for (fetch_job *j = fr->d_head, *next; j; j = next) {
         next = j->next;
-        account_drop(&j->ac);
+        account_clear(&j->ac);
         xfree(&j);
     }
     xfree(&fr->threads);
@@ -278,7 +244,7 @@ static void reap(fetch_run_t *fr)
             slot->due_us = done->out.ran ? done->out.next_try
                                          : time_now_us() + LEASE_BUSY_RETRY_US;
         }
-        account_drop(&done->ac);
+        account_clear(&done->ac);
         xfree(&done);
         done = next;
     }
