@@ -975,7 +975,8 @@ static mailbox_status imap_list(mailbox_t *m, mailbox_msg **msgs, size_t *n,
             return refused(m, MAILBOX_ERROR, "UID FETCH 1:*", &r, err);
     }
     /* one entry per UID (a server may repeat a FETCH): the last wins */
-    qsort(is->found, is->n_found, sizeof(*is->found), found_cmp);
+    if (is->n_found > 1)                /* found is NULL for an empty folder */
+        qsort(is->found, is->n_found, sizeof(*is->found), found_cmp);
     *msgs = xcalloc(is->n_found ? is->n_found : 1, sizeof(**msgs));
     m->index = xcalloc(is->n_found ? is->n_found : 1, sizeof(*m->index));
     for (size_t i = 0; i < is->n_found; i++) {
@@ -1070,7 +1071,8 @@ static mailbox_status uid_sets(mailbox_t *m, const char *what, const char *prefi
     imap_result r;
     mailbox_status st;
 
-    qsort(is->deleted, is->n_deleted, sizeof(*is->deleted), u64_cmp);
+    if (is->n_deleted > 1)
+        qsort(is->deleted, is->n_deleted, sizeof(*is->deleted), u64_cmp);
     while (i < is->n_deleted) {
         buf_t set = BUF_INIT;
 

@@ -599,7 +599,8 @@ mailbox_status mailbox_list(mailbox_t *m, mailbox_msg **msgs, size_t *n,
         index_clear(m);
         return st;
     }
-    qsort(m->index, m->n_index, sizeof(*m->index), entry_cmp);
+    if (m->n_index > 1)                 /* index is NULL for an empty mailbox */
+        qsort(m->index, m->n_index, sizeof(*m->index), entry_cmp);
     for (size_t i = 1; i < m->n_index; i++)
         if (strcmp(m->index[i - 1].uid, m->index[i].uid) == 0) {
             char shown[80];
