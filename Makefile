@@ -125,6 +125,11 @@ FUZZ_SRC_pop3_reply := $(FUZZ_MAILBOX)
 FUZZ_LIBS_pop3_reply := -lssl -lcrypto
 FUZZ_SRC_imap_response := $(FUZZ_MAILBOX)
 FUZZ_LIBS_imap_response := -lssl -lcrypto
+FUZZ_SRC_rules     := classifier/rules.c $(FUZZ_BASE)
+FUZZ_LIBS_rules    := -lpcre2-8
+FUZZ_SRC_spf_record := lib/spf.c lib/dns.c lib/dns_cache.c lib/timeutil.c $(FUZZ_BASE)
+FUZZ_LIBS_spf_record := -lcares
+FUZZ_SRC_mime      := classifier/mime.c classifier/html.c $(FUZZ_BASE)
 FUZZ_NAMES := $(patsubst tests/fuzz/%_fuzz.c,%,$(wildcard tests/fuzz/*_fuzz.c))
 
 build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $$(FUZZ_SRC_$$*) $(PROTO_C)
