@@ -6,6 +6,7 @@
 #include "config.h"
 #include "log.h"
 #include "pass_stage.h"
+#include "rules.h"
 #include "scoring.h"
 #include "spam_headers.h"
 #include "stage.h"
@@ -37,11 +38,30 @@ static uint8_t *classifier_transform(void *ctx, const Envelope *env, size_t *len
     return out;
 }
 
+/* classifier_rules - load spam_rules_files; NULL and *err on a mistake. */
+static rules_t *classifier_rules(const config_t *cfg, char **err)
+{
+    const char *const *files = config_list(cfg, "spam_rules_files");
+    rules_t *r = rules_load(files, config_dir(cfg), scoring_known, NULL, err);
+    if (r)
+        log_info("spam rules: %zu rules from %s", rules_count(r),
+                 files && files[0] ? "spam_rules_files" : "no file");
+    return r;
+}
+
 static void classifier_reload(void *ctx, const config_t *cfg)
 {
     classifier *c = ctx;
+    char *err = NULL;
 
     scoring_configure(c->scoring, cfg);
+    rules_t *r = classifier_rules(cfg, &err);
+    if (r) {
+        scoring_set_rules(c->scoring, r);
+    } else {
+        log_warn("spam_rules_files: %s; keeping the previous rules", err);
+        xfree(&err);
+    }
 }
 
 static void classifier_stats(void *ctx, buf_t *out)
@@ -69,6 +89,11 @@ int main(int argc, char **argv)
      * file is made, so that they all belong to it. */
     stage_drop_privileges(&st);
     c.scoring = scoring_new(st.cfg);
+    char *err = NULL;
+    rules_t *rules = classifier_rules(st.cfg, &err);
+    if (!rules)
+        log_fatal("spam_rules_files: %s", err);
+    scoring_set_rules(c.scoring, rules);
     log_info("required score %.1f", config_number(st.cfg, "spam_required_score"));
     pass_stage_run(&st, &ops, &c);
     scoring_free(&c.scoring);

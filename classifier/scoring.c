@@ -11,14 +11,32 @@
 /* The one table of tests, in the order they run. */
 static const scoring_test scoring_table[] = {
     {"GTUBE", 1000.0, test_gtube,
-     "the GTUBE test string is in the message (spam filter self-test)"},
+     "the GTUBE test string is in the message (spam filter self-test)", NULL, NULL},
+    {"MIME_HTML_ONLY", 1.0, test_mime_html_only,
+     "the message has an HTML part and no text/plain part", NULL, NULL},
+    {"MIME_HTML_MISMATCH", 1.0, test_mime_html_mismatch,
+     "text and HTML alternatives say different things (word sets differ)", NULL, NULL},
+    {"HTML_EXTERNAL_IMAGE", 0.5, test_html_external_image,
+     "HTML shows an image fetched from the web (<img src=http...>)", NULL, NULL},
+    {"HTML_EMBEDDED_IMAGE", 0.5, test_html_embedded_image,
+     "HTML shows an image embedded in the message (cid:)", NULL, NULL},
+    {"CHARSET_FORBIDDEN", 2.0, test_charset_forbidden,
+     "a text part, Subject or From uses a charset of spam_forbidden_charsets",
+     test_charset_forbidden_new, test_charset_forbidden_free},
+    {"NONASCII_NO_CHARSET", 1.0, test_nonascii_no_charset,
+     "8-bit bytes in a text part with no charset, or raw 8-bit in Subject/From", NULL, NULL},
+    {"MIME_BAD_STRUCTURE", 1.0, test_mime_bad_structure,
+     "broken MIME: missing or unterminated boundary, bad base64/quoted-printable", NULL, NULL},
+    {"MIME_TRUNCATED", 0.5, test_mime_truncated,
+     "the message goes past a MIME parser bound (parts, depth, header size)", NULL, NULL},
 };
 #define SCORING_NTESTS (sizeof scoring_table / sizeof scoring_table[0])
 
 struct scoring {
     double required;
     double score[SCORING_NTESTS];   /* effective score per table row */
-    void  *ctx[SCORING_NTESTS];     /* per-test state, NULL for now */
+    void  *ctx[SCORING_NTESTS];     /* per-test state (ctx_new), or NULL */
+    rules_t *rules;                 /* spam_rules_files (rules.h), or NULL */
 };
 
 scoring_t *scoring_new(const config_t *cfg)
@@ -33,6 +51,13 @@ scoring_t *scoring_new(const config_t *cfg)
 void scoring_configure(scoring_t *s, const config_t *cfg)
 {
     s->required = config_number(cfg, "spam_required_score");
+    for (size_t i = 0; i < SCORING_NTESTS; i++) {
+        if (scoring_table[i].ctx_new == NULL)
+            continue;
+        if (s->ctx[i])
+            scoring_table[i].ctx_free(s->ctx[i]);
+        s->ctx[i] = scoring_table[i].ctx_new(cfg);
+    }
 }
 
 bool scoring_set_score(scoring_t *s, const char *name, double score)
@@ -43,6 +68,38 @@ bool scoring_set_score(scoring_t *s, const char *name, double score)
             return true;
         }
     }
+    return false;
+}
+
+bool scoring_known(const char *name, void *ctx)
+{
+    (void)ctx;
+    for (size_t i = 0; i < SCORING_NTESTS; i++)
+        if (strcasecmp(scoring_table[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+void scoring_set_rules(scoring_t *s, rules_t *rules)
+{
+    size_t n = 0;
+    const rules_override *ov = rules ? rules_overrides(rules, &n) : NULL;
+
+    rules_free(&s->rules);
+    s->rules = rules;
+    for (size_t i = 0; i < SCORING_NTESTS; i++)     /* forget older overrides */
+        s->score[i] = scoring_table[i].score;
+    for (size_t i = 0; i < n; i++)
+        (void)scoring_set_score(s, ov[i].name, ov[i].score);
+}
+
+/* scoring_builtin_hit - did built-in test name hit (for metas)? */
+static bool scoring_builtin_hit(const char *name, void *ctx)
+{
+    const scoring_result *out = ctx;
+    for (size_t i = 0; i < out->n_hits; i++)
+        if (strcasecmp(out->hits[i].name, name) == 0)
+            return true;
     return false;
 }
 
@@ -73,11 +130,15 @@ static void scoring_split(const Envelope *env, scoring_msg *msg)
 void scoring_run(const scoring_t *s, const Envelope *env, scoring_result *out)
 {
     scoring_msg msg;
+    mime_msg mime;
     scoring_split(env, &msg);
+    mime_parse((const char *)env->body.data, env->body.data ? env->body.len : 0, &mime);
+    msg.mime = &mime;
 
     memset(out, 0, sizeof *out);
     out->required = s->required;
-    out->hits = xcalloc(SCORING_NTESTS, sizeof *out->hits);
+    size_t n_rules = s->rules ? rules_count(s->rules) : 0;
+    out->hits = xcalloc(SCORING_NTESTS + n_rules, sizeof *out->hits);
     for (size_t i = 0; i < SCORING_NTESTS; i++) {
         if (s->score[i] == 0.0)
             continue;                   /* disabled by `score NAME 0` */
@@ -88,7 +149,20 @@ void scoring_run(const scoring_t *s, const Envelope *env, scoring_result *out)
         out->n_hits++;
         out->score += s->score[i];
     }
+    if (n_rules) {                      /* after the table: metas may name its tests */
+        rules_hit *rh = xcalloc(n_rules, sizeof *rh);
+        size_t n = rules_run(s->rules, &mime, (const char *)env->body.data,
+                             env->body.data ? env->body.len : 0, scoring_builtin_hit, out, rh);
+        for (size_t i = 0; i < n; i++) {
+            out->hits[out->n_hits].name = rh[i].name;
+            out->hits[out->n_hits].score = rh[i].score;
+            out->n_hits++;
+            out->score += rh[i].score;
+        }
+        xfree(&rh);
+    }
     out->is_spam = out->score >= out->required;
+    mime_free(&mime);
 }
 
 void scoring_result_free(scoring_result *r)
@@ -112,5 +186,11 @@ char *scoring_tests_text(const scoring_result *r)
 
 void scoring_free(scoring_t **s)
 {
+    if (*s == NULL)
+        return;
+    for (size_t i = 0; i < SCORING_NTESTS; i++)
+        if ((*s)->ctx[i])
+            scoring_table[i].ctx_free((*s)->ctx[i]);
+    rules_free(&(*s)->rules);
     xfree(s);
 }

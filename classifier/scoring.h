@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "config.h"
+#include "mime.h"
+#include "rules.h"
 #include "wire.h"
 
 /* What a test sees: the envelope, and the client's bytes split once into
@@ -24,6 +26,7 @@ typedef struct scoring_msg {
     size_t          headers_len;
     const char     *body;      /* after the blank line (all of it if none) */
     size_t          body_len;
+    const mime_msg *mime;      /* the message taken apart once (mime.h) */
 } scoring_msg;
 
 /* A test: does it hit this message?  ctx is the test's own state (NULL
@@ -35,6 +38,10 @@ typedef struct scoring_test {
     double          score;    /* default score */
     scoring_test_fn fn;
     const char     *doc;      /* one line */
+    /* Optional per-test state made from the configuration (at start and
+     * on every reload) and freed with ctx_free; NULL for tests without. */
+    void         *(*ctx_new)(const config_t *cfg);
+    void          (*ctx_free)(void *ctx);
 } scoring_test;
 
 /* One test that hit, with the score it counted. */
@@ -61,6 +68,16 @@ void scoring_configure(scoring_t *s, const config_t *cfg);
 /* scoring_set_score - override a test's score (`score NAME value`); a
  * score of 0 disables the test.  Returns false for an unknown name. */
 bool scoring_set_score(scoring_t *s, const char *name, double score);
+/* scoring_set_rules - run rules (spam_rules_files, rules.h) after the
+ * table's tests on every message; the engine owns rules from now on and
+ * frees the set it had (NULL: none).  Every table score goes back to its
+ * default and the set's `score` lines for built-in tests are applied, so
+ * a reload forgets overrides that left the files (and scoring_set_score
+ * calls made before). */
+void scoring_set_rules(scoring_t *s, rules_t *rules);
+/* scoring_known - is name a test of the table (any case)?  A
+ * rules_known_fn for rules_load; ctx is unused. */
+bool scoring_known(const char *name, void *ctx);
 /* scoring_run - run every enabled test on env; fills *out (free it with
  * scoring_result_free). */
 void scoring_run(const scoring_t *s, const Envelope *env, scoring_result *out);
@@ -72,5 +89,26 @@ void scoring_free(scoring_t **s);
 
 /* The tests themselves, one file each (test_NAME.c). */
 bool test_gtube(const scoring_msg *msg, void *ctx);
+/* test_mime_html.c: text/html without text/plain; text and HTML
+ * alternatives whose words differ (IceWarp "P"). */
+bool test_mime_html_only(const scoring_msg *msg, void *ctx);
+bool test_mime_html_mismatch(const scoring_msg *msg, void *ctx);
+/* test_mime_similarity - word-set Jaccard similarity of two
+ * texts (1.0 when both have no words); exposed for the unit tests. */
+double test_mime_similarity(const char *a, size_t alen, const char *b, size_t blen);
+/* test_html_image.c: <img src="http(s)://..."> (IceWarp "E"); cid:
+ * images embedded in the message. */
+bool test_html_external_image(const scoring_msg *msg, void *ctx);
+bool test_html_embedded_image(const scoring_msg *msg, void *ctx);
+/* test_charset.c: a charset of spam_forbidden_charsets declared by a text
+ * part or an encoded word of Subject/From; 8-bit bytes with no charset. */
+bool test_charset_forbidden(const scoring_msg *msg, void *ctx);
+void *test_charset_forbidden_new(const config_t *cfg);
+void test_charset_forbidden_free(void *ctx);
+bool test_nonascii_no_charset(const scoring_msg *msg, void *ctx);
+/* test_mime_bad.c: broken MIME structure or transfer encoding; a MIME
+ * bound (mime.h) reached. */
+bool test_mime_bad_structure(const scoring_msg *msg, void *ctx);
+bool test_mime_truncated(const scoring_msg *msg, void *ctx);
 
 #endif

@@ -246,6 +246,10 @@ const param_def config_params[] = {
     /* --- classifier */
     {"spam_required_score", PARAM_NUMBER, "5", -1000, 1000,
      "score at or above which a message is spam (X-Spam-Status: Yes)"},
+    {"spam_forbidden_charsets", PARAM_LIST, "gb2312 big5 koi8-r windows-1251", 0, 0,
+     "charsets whose use in a text part, Subject or From scores CHARSET_FORBIDDEN"},
+    {"spam_rules_files", PARAM_LIST, "", 0, 0,
+     "SpamAssassin-like rules files (classifier/rules.h), relative to the config directory, in order"},
 
     /* --- delivery */
     {"queue_map_size", PARAM_SIZE, "4g", 16 * MB, 1024 * GB,

@@ -45,6 +45,10 @@ if [ ! -s "$ETC/tls/cert.pem" ]; then
         chgrp correio "$ETC/tls/key.pem"
     fi
 fi
+# the shipped spam rules (classifier/rules.h), read in place
+if ! grep -q '^spam_rules_files' "$ETC/correio.conf"; then
+    echo "spam_rules_files = $(pwd)/classifier/rules/default.cf" >> "$ETC/correio.conf"
+fi
 if ! grep -q '^smtpd_tls_cert_file' "$ETC/correio.conf"; then
     cat >> "$ETC/correio.conf" <<EOF
 submission_listen = 127.0.0.1:10587

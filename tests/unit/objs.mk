@@ -1,6 +1,10 @@
 # Stage objects that a unit test links besides libcorreio.a:
 # TEST_OBJS_<name> for tests/unit/<name>_test.c.  Paths under $(BUILD).
-TEST_OBJS_scoring = $(BUILD)/classifier/scoring.o $(BUILD)/classifier/test_gtube.o $(BUILD)/classifier/spam_headers.o
+TEST_OBJS_scoring = $(BUILD)/classifier/scoring.o $(BUILD)/classifier/test_gtube.o $(BUILD)/classifier/spam_headers.o \
+                    $(BUILD)/classifier/test_mime_html.o $(BUILD)/classifier/test_html_image.o \
+                    $(BUILD)/classifier/test_charset.o $(BUILD)/classifier/test_mime_bad.o \
+                    $(BUILD)/classifier/mime.o $(BUILD)/classifier/html.o $(BUILD)/classifier/rules.o
+TEST_OBJS_mime = $(BUILD)/classifier/mime.o $(BUILD)/classifier/html.o
 TEST_OBJS_routing = $(BUILD)/router/routing.o $(BUILD)/router/content_filter.o
 TEST_OBJS_maildir = $(BUILD)/delivery/maildir.o
 TEST_OBJS_smtp_data = $(BUILD)/ingress/smtp_data.o
@@ -19,3 +23,4 @@ TEST_OBJS_policy_bypass = $(BUILD)/ingress/policy_bypass.o
 TEST_OBJS_policy_state = $(BUILD)/router/policy_state.o
 TEST_OBJS_mailbox = $(BUILD)/fetcher/mailbox.o $(BUILD)/fetcher/pop3.o $(BUILD)/fetcher/imap.o
 TEST_OBJS_domain_pop = $(BUILD)/fetcher/domain_pop.o
+TEST_OBJS_rules = $(TEST_OBJS_scoring)

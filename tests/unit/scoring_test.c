@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -157,12 +158,137 @@ static void test_spam_headers_pack(void **state)
     config_free(&cfg);
 }
 
+/* The content tests: each fires on its crafted message (maybe with
+ * others) and none fires on the clean ones. */
+#define ALT_START "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n"
+#define TEXT_PART(cs, body) "--b\r\nContent-Type: text/plain; charset=" cs "\r\n\r\n" body "\r\n"
+#define HTML_PART(body) "--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" body "\r\n"
+#define ALT_END "--b--\r\n"
+#define NEWS_WORDS "Our spring newsletter: the garden club meets on Tuesday evening at the library"
+
+static const struct {
+    const char *name;       /* the test expected, NULL: none at all */
+    const char *msg;
+} content_cases[] = {
+    /* clean */
+    {NULL, "From: a@example.test\r\nSubject: lunch\r\n\r\nSee you at noon.\r\n"},
+    {NULL, ALT_START TEXT_PART("utf-8", NEWS_WORDS " caf\xC3\xA9.")
+           HTML_PART("<p>" NEWS_WORDS " caf&eacute;.</p><a href=\"https://club.example/\">site</a>") ALT_END},
+    {NULL, "Subject: =?iso-8859-1?Q?caf=E9?=\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\ncaf\xE9\r\n"},
+    /* fire */
+    {"MIME_HTML_ONLY", "Content-Type: text/html\r\n\r\n<p>Buy now</p>\r\n"},
+    {"MIME_HTML_MISMATCH", ALT_START TEXT_PART("utf-8", NEWS_WORDS)
+           HTML_PART("<p>Cheap watches and pills, limited offer, click here to claim your prize today</p>") ALT_END},
+    {"HTML_EXTERNAL_IMAGE", ALT_START TEXT_PART("utf-8", NEWS_WORDS)
+           HTML_PART("<p>" NEWS_WORDS "</p><img src=\"http://track.example/p.gif\">") ALT_END},
+    {"HTML_EMBEDDED_IMAGE", ALT_START TEXT_PART("utf-8", NEWS_WORDS)
+           HTML_PART("<p>" NEWS_WORDS "</p><img src=\"cid:offer@x\">") ALT_END},
+    {"CHARSET_FORBIDDEN", "Content-Type: text/plain; charset=\"KOI8-R\"\r\n\r\n\xD0\xD2\xC9\r\n"},
+    {"CHARSET_FORBIDDEN", "Subject: =?GB2312?B?1tDOxA==?=\r\n\r\nhello\r\n"},
+    {"CHARSET_FORBIDDEN", "From: =?windows-1251?Q?=C8=E2=E0=ED?= <i@example.test>\r\n\r\nhello\r\n"},
+    {"NONASCII_NO_CHARSET", "Subject: x\r\n\r\ncaf\xE9\r\n"},
+    {"NONASCII_NO_CHARSET", "Subject: caf\xE9\r\n\r\nhello\r\n"},
+    {"MIME_BAD_STRUCTURE", "Content-Type: multipart/mixed\r\n\r\nhello\r\n"},
+    {"MIME_BAD_STRUCTURE", "Content-Transfer-Encoding: base64\r\n\r\n!!!!aGVsbG8=\r\n"},
+};
+
+static bool has_hit(const scoring_result *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_hits; i++)
+        if (strcmp(r->hits[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static void test_scoring_content(void **state)
+{
+    (void)state;
+    config_t *cfg = scoring_test_config();
+    scoring_t *s = scoring_new(cfg);
+    for (size_t i = 0; i < sizeof content_cases / sizeof content_cases[0]; i++) {
+        Envelope env;
+        Recipient rc, *rcp;
+        scoring_result r;
+        scoring_test_env(&env, &rc, &rcp, content_cases[i].msg);
+        scoring_run(s, &env, &r);
+        char *tests = scoring_tests_text(&r);
+        print_message("case %zu: %s\n", i, tests);
+        if (content_cases[i].name == NULL)
+            assert_string_equal(tests, "none");
+        else
+            assert_true(has_hit(&r, content_cases[i].name));
+        xfree(&tests);
+        scoring_result_free(&r);
+    }
+    scoring_free(&s);
+    config_free(&cfg);
+}
+
+/* MIME_TRUNCATED: more parts than mime.h allows; and an empty
+ * spam_forbidden_charsets turns CHARSET_FORBIDDEN off. */
+static void test_scoring_content_config(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/scoring_test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/correio.conf", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("spam_forbidden_charsets =\n", f);
+    fclose(f);
+    char *err = NULL;
+    config_t *cfg = config_load(dir, &err);
+    assert_non_null(cfg);
+    unlink(path);
+    rmdir(dir);
+    scoring_t *s = scoring_new(cfg);
+
+    Envelope env;
+    Recipient rc, *rcp;
+    scoring_result r;
+    scoring_test_env(&env, &rc, &rcp, "Content-Type: text/plain; charset=big5\r\n\r\nhi\r\n");
+    scoring_run(s, &env, &r);
+    assert_false(has_hit(&r, "CHARSET_FORBIDDEN"));
+    scoring_result_free(&r);
+
+    buf_t b = BUF_INIT;
+    buf_append_str(&b, "Content-Type: multipart/mixed; boundary=p\r\n\r\n");
+    for (int i = 0; i < 1100; i++)
+        buf_append_str(&b, "--p\r\n\r\nx\r\n");
+    buf_append_str(&b, "--p--\r\n");
+    scoring_test_env(&env, &rc, &rcp, b.data);
+    scoring_run(s, &env, &r);
+    assert_true(has_hit(&r, "MIME_TRUNCATED"));
+    assert_false(has_hit(&r, "MIME_BAD_STRUCTURE"));
+    scoring_result_free(&r);
+    buf_free(&b);
+    scoring_free(&s);
+    config_free(&cfg);
+}
+
+static void test_similarity(void **state)
+{
+    (void)state;
+    const char *a = "The garden club meets on Tuesday";
+    assert_true(test_mime_similarity(a, strlen(a), a, strlen(a)) == 1.0);
+    const char *b = "the GARDEN club, meets on tuesday! http://x.example/very/long/url";
+    assert_true(test_mime_similarity(a, strlen(a), b, strlen(b)) == 1.0);
+    const char *c = "Cheap watches pills offer click";
+    assert_true(test_mime_similarity(a, strlen(a), c, strlen(c)) < 0.5);
+    assert_true(test_mime_similarity("", 0, "", 0) == 1.0);
+    assert_true(test_mime_similarity("a b", 3, "c d", 3) == 1.0);   /* too few words */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scoring_table),
         cmocka_unit_test(test_scoring_override),
         cmocka_unit_test(test_spam_headers_pack),
+        cmocka_unit_test(test_scoring_content),
+        cmocka_unit_test(test_scoring_content_config),
+        cmocka_unit_test(test_similarity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
