@@ -105,7 +105,9 @@ test: deps
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined all
 	@sh tests/run-all.sh $(BUILD) build-address-undefined
 
-bench: deps all
+bench:
+	@sh mk/deps.sh bench
+	@$(MAKE) --no-print-directory all
 	@sh bench/run.sh $(BUILD)
 
 # fuzz: every tests/fuzz/NAME_fuzz.c with clang's libFuzzer, run for

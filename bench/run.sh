@@ -29,6 +29,7 @@
 #        OUTBOUND [1] (0 skips bench/outbound.sh) N_OUT [2000]
 #        FETCH [1] (0 skips bench/fetch.sh: fetcher vs fetchmail) N_FETCH [500]
 #        POLICY [1] (0 skips bench/policy.sh)
+#        SPAM [1] (0 skips bench/spam_accuracy.sh: classifier vs SpamAssassin)
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # make bench runs it with sh
 set -uo pipefail
 export LC_ALL=C
@@ -277,5 +278,11 @@ fi
 if [ "${POLICY:-1}" = 1 ]; then
     echo
     SESSIONS=$SESSIONS timeout 300 bash "$REPO/bench/policy.sh" "$BUILD"
+fi
+
+# ---------------------------------------------------------------- spam
+if [ "${SPAM:-1}" = 1 ]; then
+    echo
+    timeout 600 bash "$REPO/bench/spam_accuracy.sh" "$BUILD"
 fi
 exit 0

@@ -9,6 +9,9 @@ liblmdb-dev lmdb-utils libssl-dev libc-ares-dev libcrypt-dev libcmocka-dev
 swaks python3 python3-zmq openssl postfix procps iproute2 perl clang
 libpcre2-dev unbound python3-dnslib bind9-dnsutils dovecot-core dovecot-lmtpd
 dovecot-pop3d dovecot-imapd fetchmail python3-spf"
+# `mk/deps.sh bench`: also what only the benchmarks use (SpamAssassin, to
+# score the same corpus as correio's classifier: bench/spam_accuracy.sh)
+[ "${1:-}" = bench ] && PKGS="$PKGS spamassassin spamc spamd"
 
 missing=""
 for p in $PKGS; do
@@ -30,6 +33,10 @@ if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    # spamd is a bench peer started by the bench itself: no system service
+    case "$missing" in *spamd*)
+        command -v systemctl >/dev/null && systemctl disable --now spamd >/dev/null 2>&1 || true ;;
+    esac
 fi
 
 # The unprivileged user the stages run as when started by root.
