@@ -1,42 +1,20 @@
 /* main.c - correio-classifier: takes envelopes from the ingress (PULL),
- * scores them (scoring.c), adds X-Spam-* header fields and the verdict
+ * scores them (scoring.c, and the DNS tests of test_dns.c in the loop of
+ * classify_loop.c), adds X-Spam-* header fields and the verdict
  * (spam_headers.c) and pushes them on to the router.  It owns nothing:
  * an envelope lost here is sent again by the ingress. */
-#include "buf.h"
+#include "classify_loop.h"
 #include "config.h"
 #include "log.h"
-#include "pass_stage.h"
 #include "rules.h"
 #include "scoring.h"
-#include "spam_headers.h"
 #include "stage.h"
 #include "xalloc.h"
 
 typedef struct classifier {
-    stage_t           *st;
-    scoring_t         *scoring;
-    unsigned long long n_spam;
+    stage_t   *st;
+    scoring_t *scoring;
 } classifier;
-
-/* classifier_transform - score env and pack it with its verdict. */
-static uint8_t *classifier_transform(void *ctx, const Envelope *env, size_t *len)
-{
-    classifier *c = ctx;
-    scoring_result r;
-    char *tests;
-    uint8_t *out;
-
-    scoring_run(c->scoring, env, &r);
-    tests = scoring_tests_text(&r);
-    log_info("%s: classified score=%.1f spam=%s tests=%s", env->queue_id,
-             r.score, r.is_spam ? "yes" : "no", tests);
-    xfree(&tests);
-    out = spam_headers_pack(env, &r, c->st->hostname, len);
-    if (r.is_spam)
-        c->n_spam++;
-    scoring_result_free(&r);
-    return out;
-}
 
 /* classifier_rules - load spam_rules_files; NULL and *err on a mistake. */
 static rules_t *classifier_rules(const config_t *cfg, char **err)
@@ -64,23 +42,8 @@ static void classifier_reload(void *ctx, const config_t *cfg)
     }
 }
 
-static void classifier_stats(void *ctx, buf_t *out)
-{
-    classifier *c = ctx;
-
-    buf_printf(out, " spam=%llu", c->n_spam);
-}
-
 int main(int argc, char **argv)
 {
-    static const pass_stage_ops ops = {
-        .input_param = "classifier_endpoint",
-        .output_param = "router_endpoint",
-        .admin_param = "classifier_admin_endpoint",
-        .transform = classifier_transform,
-        .reload = classifier_reload,
-        .stats = classifier_stats,
-    };
     stage_t st;
     classifier c = {.st = &st};
 
@@ -95,7 +58,7 @@ int main(int argc, char **argv)
         log_fatal("spam_rules_files: %s", err);
     scoring_set_rules(c.scoring, rules);
     log_info("required score %.1f", config_number(st.cfg, "spam_required_score"));
-    pass_stage_run(&st, &ops, &c);
+    classify_loop_run(&st, c.scoring, classifier_reload, &c);
     scoring_free(&c.scoring);
     stage_finish(&st);
     return 0;

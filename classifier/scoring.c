@@ -12,6 +12,31 @@
 static const scoring_test scoring_table[] = {
     {"GTUBE", 1000.0, test_gtube,
      "the GTUBE test string is in the message (spam filter self-test)", NULL, NULL},
+    /* `correio list` (test_lists.c): at most one sender row hits */
+    {"USER_WHITELIST", -100.0, test_lists_user_white,
+     "the recipient's own whitelist names the sender or its domain",
+     test_lists_new, test_lists_free},
+    {"USER_BLACKLIST", 100.0, test_lists_user_black,
+     "the recipient's own blacklist names the sender or its domain",
+     test_lists_new, test_lists_free},
+    {"DOMAIN_WHITELIST", -100.0, test_lists_domain_white,
+     "the recipient domain's whitelist names the sender or its domain",
+     test_lists_new, test_lists_free},
+    {"DOMAIN_BLACKLIST", 100.0, test_lists_domain_black,
+     "the recipient domain's blacklist names the sender or its domain",
+     test_lists_new, test_lists_free},
+    {"SERVER_WHITELIST", -100.0, test_lists_server_white,
+     "the server-wide whitelist names the sender or its domain",
+     test_lists_new, test_lists_free},
+    {"SERVER_BLACKLIST", 100.0, test_lists_server_black,
+     "the server-wide blacklist names the sender or its domain",
+     test_lists_new, test_lists_free},
+    {"KEYWORDS", 1.0, test_lists_keywords,
+     "keywords of the lists in Subject or body: their points added up (times this score)",
+     test_lists_new, test_lists_free},
+    {"AUTH_WHITELIST", -100.0, test_lists_auth,
+     "the client authenticated (spam_whitelist_authenticated)",
+     test_lists_new, test_lists_free},
     {"MIME_HTML_ONLY", 1.0, test_mime_html_only,
      "the message has an HTML part and no text/plain part", NULL, NULL},
     {"MIME_HTML_MISMATCH", 1.0, test_mime_html_mismatch,
@@ -29,8 +54,33 @@ static const scoring_test scoring_table[] = {
      "broken MIME: missing or unterminated boundary, bad base64/quoted-printable", NULL, NULL},
     {"MIME_TRUNCATED", 0.5, test_mime_truncated,
      "the message goes past a MIME parser bound (parts, depth, header size)", NULL, NULL},
+    /* Asynchronous tests (no fn): the classify loop (classify_loop.c,
+     * test_dns.c) decides whether they hit and asks scoring_hit_score. */
+    {"HELO_NO_MATCH", 0.5, NULL,
+     "the HELO name does not resolve to the client's address", NULL, NULL},
+    {"SPF_PASS", 0.0, NULL, "SPF of the envelope sender: pass", NULL, NULL},
+    {"SPF_FAIL", 3.0, NULL, "SPF of the envelope sender: fail", NULL, NULL},
+    {"SPF_SOFTFAIL", 1.0, NULL, "SPF of the envelope sender: softfail", NULL, NULL},
+    {"SPF_NEUTRAL", 0.0, NULL, "SPF of the envelope sender: neutral", NULL, NULL},
+    {"SPF_NONE", 0.0, NULL, "SPF of the envelope sender: no record", NULL, NULL},
+    {"SPF_PERMERROR", 0.5, NULL, "SPF of the envelope sender: broken record", NULL, NULL},
+    {"SPF_TEMPERROR", 0.0, NULL, "SPF of the envelope sender: DNS failure", NULL, NULL},
+    {"SCAN_TIMEOUT", 0.0, NULL,
+     "lookups did not answer within spam_scan_time_limit (scored without them)", NULL, NULL},
 };
 #define SCORING_NTESTS (sizeof scoring_table / sizeof scoring_table[0])
+
+/* Tests whose points vary per message: a hit counts what points returns
+ * (called right after the test hit) times the row's score. */
+static const struct {
+    scoring_test_fn fn;
+    double        (*points)(const scoring_msg *msg, void *ctx);
+} scoring_variable[] = {
+    {test_lists_keywords, test_lists_keyword_points},
+};
+
+/* scoring_points - what a hit of row i counts. */
+static double scoring_points(const scoring_t *s, size_t i, const scoring_msg *msg);
 
 struct scoring {
     double required;
@@ -127,31 +177,51 @@ static void scoring_split(const Envelope *env, scoring_msg *msg)
     }
 }
 
+bool scoring_hit_score(const scoring_t *s, const char *name, double *score)
+{
+    for (size_t i = 0; i < SCORING_NTESTS; i++) {
+        if (strcasecmp(scoring_table[i].name, name) != 0)
+            continue;
+        *score = s->score[i];
+        /* a row whose default is 0 is informational: always shown */
+        return s->score[i] != 0.0 || scoring_table[i].score == 0.0;
+    }
+    return false;
+}
+
 void scoring_run(const scoring_t *s, const Envelope *env, scoring_result *out)
 {
-    scoring_msg msg;
     mime_msg mime;
-    scoring_split(env, &msg);
     mime_parse((const char *)env->body.data, env->body.data ? env->body.len : 0, &mime);
-    msg.mime = &mime;
+    scoring_run_mime(s, env, &mime, out);
+    mime_free(&mime);
+}
+
+void scoring_run_mime(const scoring_t *s, const Envelope *env, const mime_msg *mime,
+                      scoring_result *out)
+{
+    scoring_msg msg;
+    scoring_split(env, &msg);
+    msg.mime = mime;
 
     memset(out, 0, sizeof *out);
     out->required = s->required;
     size_t n_rules = s->rules ? rules_count(s->rules) : 0;
     out->hits = xcalloc(SCORING_NTESTS + n_rules, sizeof *out->hits);
     for (size_t i = 0; i < SCORING_NTESTS; i++) {
-        if (s->score[i] == 0.0)
-            continue;                   /* disabled by `score NAME 0` */
+        if (s->score[i] == 0.0 || scoring_table[i].fn == NULL)
+            continue;                   /* disabled by `score NAME 0`, or asynchronous */
         if (!scoring_table[i].fn(&msg, s->ctx[i]))
             continue;
+        double sc = scoring_points(s, i, &msg);
         out->hits[out->n_hits].name = scoring_table[i].name;
-        out->hits[out->n_hits].score = s->score[i];
+        out->hits[out->n_hits].score = sc;
         out->n_hits++;
-        out->score += s->score[i];
+        out->score += sc;
     }
     if (n_rules) {                      /* after the table: metas may name its tests */
         rules_hit *rh = xcalloc(n_rules, sizeof *rh);
-        size_t n = rules_run(s->rules, &mime, (const char *)env->body.data,
+        size_t n = rules_run(s->rules, mime, (const char *)env->body.data,
                              env->body.data ? env->body.len : 0, scoring_builtin_hit, out, rh);
         for (size_t i = 0; i < n; i++) {
             out->hits[out->n_hits].name = rh[i].name;
@@ -162,7 +232,14 @@ void scoring_run(const scoring_t *s, const Envelope *env, scoring_result *out)
         xfree(&rh);
     }
     out->is_spam = out->score >= out->required;
-    mime_free(&mime);
+}
+
+static double scoring_points(const scoring_t *s, size_t i, const scoring_msg *msg)
+{
+    for (size_t v = 0; v < sizeof scoring_variable / sizeof scoring_variable[0]; v++)
+        if (scoring_variable[v].fn == scoring_table[i].fn)
+            return s->score[i] * scoring_variable[v].points(msg, s->ctx[i]);
+    return s->score[i];
 }
 
 void scoring_result_free(scoring_result *r)

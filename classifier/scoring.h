@@ -81,6 +81,15 @@ bool scoring_known(const char *name, void *ctx);
 /* scoring_run - run every enabled test on env; fills *out (free it with
  * scoring_result_free). */
 void scoring_run(const scoring_t *s, const Envelope *env, scoring_result *out);
+/* scoring_run_mime - the same on a message the caller has parsed already
+ * (the classify loop keeps its links for the URI blocklists). */
+void scoring_run_mime(const scoring_t *s, const Envelope *env, const mime_msg *mime,
+                      scoring_result *out);
+/* scoring_hit_score - for an asynchronous row of the table (fn NULL:
+ * HELO_NO_MATCH, SPF_*, SCAN_TIMEOUT): true and *score when a hit of name
+ * counts (rows with a default of 0 always show, as information), false
+ * when it is disabled (`score NAME 0`) or unknown. */
+bool scoring_hit_score(const scoring_t *s, const char *name, double *score);
 void scoring_result_free(scoring_result *r);
 /* scoring_tests_text - the hit names joined by commas ("GTUBE,FOO"), or
  * "none"; malloc'ed. */
@@ -110,5 +119,21 @@ bool test_nonascii_no_charset(const scoring_msg *msg, void *ctx);
  * bound (mime.h) reached. */
 bool test_mime_bad_structure(const scoring_msg *msg, void *ctx);
 bool test_mime_truncated(const scoring_msg *msg, void *ctx);
+/* test_lists.c: the lists of `correio list` (lib/spam_lists.h) for the
+ * first recipient of ours, and authenticated senders; one ctx per row,
+ * sharing one read-only handle. */
+void *test_lists_new(const config_t *cfg);
+void test_lists_free(void *ctx);
+bool test_lists_user_white(const scoring_msg *msg, void *ctx);
+bool test_lists_user_black(const scoring_msg *msg, void *ctx);
+bool test_lists_domain_white(const scoring_msg *msg, void *ctx);
+bool test_lists_domain_black(const scoring_msg *msg, void *ctx);
+bool test_lists_server_white(const scoring_msg *msg, void *ctx);
+bool test_lists_server_black(const scoring_msg *msg, void *ctx);
+bool test_lists_keywords(const scoring_msg *msg, void *ctx);
+/* test_lists_keyword_points - the points the last KEYWORDS hit found
+ * (scoring.c counts them times the row's score). */
+double test_lists_keyword_points(const scoring_msg *msg, void *ctx);
+bool test_lists_auth(const scoring_msg *msg, void *ctx);
 
 #endif

@@ -31,6 +31,7 @@ int cmd_fetch(const ctl_opts *o, int argc, char **argv);   /* cmd_fetch.c */
 int cmd_greylist(const ctl_opts *o, int argc, char **argv);  /* cmd_policy.c */
 int cmd_intrusion(const ctl_opts *o, int argc, char **argv); /* cmd_policy.c */
 int cmd_limits(const ctl_opts *o, int argc, char **argv);    /* cmd_policy.c */
+int cmd_list(const ctl_opts *o, int argc, char **argv);      /* cmd_list.c */
 
 /* ctl_error - "correio: MESSAGE" on stderr (for interactive commands;
  * the supervisor logs through lib/log.c instead). */

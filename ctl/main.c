@@ -47,6 +47,10 @@ static const ctl_command ctl_commands[] = {
      "daily sending counters (KEY user:ADDRESS or domain:DOMAIN)"},
     {"fetch", cmd_fetch, "list [--json] | now ACCOUNT | reset ACCOUNT",
      "remote POP3/IMAP accounts: state, fetch at once, forget what was taken"},
+    {"list", cmd_list,
+     "add whitelist|blacklist SCOPE SENDER | add keyword SCOPE WORDS POINTS"
+     " | del KIND SCOPE VALUE | show [SCOPE] [--json]",
+     "spam white/black lists and keywords; SCOPE * (server), DOMAIN or ADDRESS"},
     {"help", NULL, "", "this text"},
     {NULL, NULL, NULL, NULL},
 };

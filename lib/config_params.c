@@ -250,6 +250,16 @@ const param_def config_params[] = {
      "charsets whose use in a text part, Subject or From scores CHARSET_FORBIDDEN"},
     {"spam_rules_files", PARAM_LIST, "", 0, 0,
      "SpamAssassin-like rules files (classifier/rules.h), relative to the config directory, in order"},
+    {"spam_whitelist_authenticated", PARAM_BOOL, "yes", 0, 0,
+     "mail from an authenticated client scores AUTH_WHITELIST (-100)"},
+    {"spam_scan_time_limit", PARAM_TIME, "10s", 100, 10 * MIN,
+     "longest wait for a message's DNS tests; then it goes on with SCAN_TIMEOUT"},
+    {"classifier_concurrency", PARAM_INT, "256", 1, 100000,
+     "messages a classifier scans at once (input is not read while full)"},
+    {"spam_rbl_lists", PARAM_LIST, "", 0, 0,
+     "DNS lists scoring the client IP: zone=score or zone=127.0.0.x=score (hit RBL_ZONE)"},
+    {"spam_uribl_lists", PARAM_LIST, "", 0, 0,
+     "URI blocklists scoring the domains linked in the body: zone=score (hit URIBL_ZONE)"},
 
     /* --- delivery */
     {"queue_map_size", PARAM_SIZE, "4g", 16 * MB, 1024 * GB,

@@ -50,8 +50,8 @@ STAGES = tuple(os.environ.get("CORREIO_STAGES", "ingress classifier router deliv
 DOMAIN = "example.test"
 DEFAULT_USERS = ("demo@example.test", "alice@example.test", "bob@example.test",
                  "carol@example.test", "dave@example.test")
-ADDED_HEADERS = ("return-path", "delivered-to", "received", "x-spam-score",
-                 "x-spam-status")
+ADDED_HEADERS = ("return-path", "delivered-to", "received", "authentication-results",
+                 "received-spf", "x-spam-score", "x-spam-status")
 SAN_PATTERNS = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
                           r"runtime error:|SUMMARY: UndefinedBehaviorSanitizer|"
                           r"ERROR: ThreadSanitizer")
@@ -525,7 +525,8 @@ def queue_id(reply_text):
 def strip_added_headers(data):
     """The delivered file without the header lines correio adds in front
     (Return-Path, Delivered-To, Received with its continuation lines,
-    X-Spam-Score, X-Spam-Status).  Returns (added_names, rest)."""
+    the classifier's Authentication-Results and Received-SPF, X-Spam-Score,
+    X-Spam-Status).  Returns (added_names, rest)."""
     names = []
     pos = 0
     in_added = False

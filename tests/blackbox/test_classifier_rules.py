@@ -42,7 +42,13 @@ def status(c, marker):
     st = header_value(data, "X-Spam-Status")
     check(st, "no X-Spam-Status in %r" % data[:400])
     m = re.search(r"tests=(\S+)", st)
-    return set(m.group(1).split(",")), st
+    # leave out the DNS tests (test_classifier_dns.py): with the DNS lab the
+    # harness's EHLO client.example scores HELO_NO_MATCH, and SPF_* show
+    dns = {"HELO_NO_MATCH": 0.5}
+    tests = {t for t in m.group(1).split(",") if t not in dns and not t.startswith("SPF_")}
+    off = sum(dns.get(t, 0) for t in m.group(1).split(","))
+    st = re.sub(r"score=(-?[0-9.]+)", lambda x: "score=%.1f" % (float(x.group(1)) - off), st, 1)
+    return tests or {"none"}, st
 
 
 def hup_and_wait(c, want):

@@ -3,7 +3,8 @@
 TEST_OBJS_scoring = $(BUILD)/classifier/scoring.o $(BUILD)/classifier/test_gtube.o $(BUILD)/classifier/spam_headers.o \
                     $(BUILD)/classifier/test_mime_html.o $(BUILD)/classifier/test_html_image.o \
                     $(BUILD)/classifier/test_charset.o $(BUILD)/classifier/test_mime_bad.o \
-                    $(BUILD)/classifier/mime.o $(BUILD)/classifier/html.o $(BUILD)/classifier/rules.o
+                    $(BUILD)/classifier/mime.o $(BUILD)/classifier/html.o $(BUILD)/classifier/rules.o \
+                    $(BUILD)/classifier/test_lists.o
 TEST_OBJS_mime = $(BUILD)/classifier/mime.o $(BUILD)/classifier/html.o
 TEST_OBJS_routing = $(BUILD)/router/routing.o $(BUILD)/router/content_filter.o
 TEST_OBJS_maildir = $(BUILD)/delivery/maildir.o
@@ -24,3 +25,5 @@ TEST_OBJS_policy_state = $(BUILD)/router/policy_state.o
 TEST_OBJS_mailbox = $(BUILD)/fetcher/mailbox.o $(BUILD)/fetcher/pop3.o $(BUILD)/fetcher/imap.o
 TEST_OBJS_domain_pop = $(BUILD)/fetcher/domain_pop.o
 TEST_OBJS_rules = $(TEST_OBJS_scoring)
+TEST_OBJS_spam_lists = $(TEST_OBJS_scoring)
+TEST_OBJS_classifier_dns = $(TEST_OBJS_scoring) $(BUILD)/classifier/test_dns.o
