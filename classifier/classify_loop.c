@@ -287,25 +287,16 @@ static bool loop_can_read(const loop *lp)
  * loop is full or pushed back. */
 static void loop_drain(loop *lp)
 {
+    char input[64];
+
+    snprintf(input, sizeof(input), "%s input", lp->st->name);
     for (int i = 0; i < LOOP_BATCH && loop_flush(lp) && loop_can_read(lp); i++) {
         zmq_msg_t msg;
+        zmq_util_recv_status got = zmq_util_recv_frame(lp->in, &msg, input);
 
-        if (zmq_msg_init(&msg) != 0)
-            log_panic("loop_drain: zmq_msg_init: %s", zmq_strerror(errno));
-        if (zmq_msg_recv(&msg, lp->in, ZMQ_DONTWAIT) < 0) {
-            int e = errno;
-
-            zmq_msg_close(&msg);
-            if (e != EAGAIN && e != EINTR)
-                log_warn("receive: %s", zmq_strerror(e));
+        if (got == ZMQ_UTIL_NONE)
             return;
-        }
-        if (zmq_msg_more(&msg)) {
-            /* Envelopes are one frame: drop a multi-part message whole. */
-            log_warn("dropping a multi-part frame on %s input", lp->st->name);
-            while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, lp->in, ZMQ_DONTWAIT) >= 0)
-                ;
-            zmq_msg_close(&msg);
+        if (got == ZMQ_UTIL_DROPPED) {
             lp->n_dropped++;
             continue;
         }

@@ -35,6 +35,7 @@
 #include "status_code.h"
 #include "timeutil.h"
 #include "xalloc.h"
+#include "zmq_util.h"
 
 #define SCHED_JOBS_PER_WORKER 8            /* Maildir jobs queued ahead per worker */
 #define SCHED_JOBS_PER_CONN   10           /* outbound jobs per allowed connection */
@@ -625,22 +626,12 @@ void scheduler_receive(scheduler_t *s, void *pull)
     /* Drain what is there, up to one batch. */
     while (n < SCHED_BATCH) {
         zmq_msg_t *m = &s->frames[n];
-        if (zmq_msg_init(m) != 0)
-            log_panic("scheduler_receive: zmq_msg_init: %s", zmq_strerror(errno));
-        if (zmq_msg_recv(m, pull, ZMQ_DONTWAIT) < 0) {
-            int e = errno;
-            zmq_msg_close(m);
-            if (e != EAGAIN && e != EINTR)
-                log_warn("receive from router: %s", zmq_strerror(e));
+        zmq_util_recv_status got = zmq_util_recv_frame(pull, m, "delivery input");
+
+        if (got == ZMQ_UTIL_NONE)
             break;
-        }
-        if (zmq_msg_more(m)) {
-            log_warn("dropping a multi-part frame on delivery input");
-            while (zmq_msg_more(m) && zmq_msg_recv(m, pull, ZMQ_DONTWAIT) >= 0)
-                ;
-            zmq_msg_close(m);
+        if (got == ZMQ_UTIL_DROPPED)
             continue;
-        }
         envs[n] = wire_unpack_envelope(zmq_msg_data(m), zmq_msg_size(m), "delivery input");
         if (!envs[n]) {
             zmq_msg_close(m);

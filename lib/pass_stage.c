@@ -78,25 +78,16 @@ static void pass_handle(pass *p, const void *data, size_t len)
  * downstream pushes back. */
 static void pass_drain(pass *p)
 {
+    char input[64];
+
+    snprintf(input, sizeof(input), "%s input", p->st->name);
     for (int i = 0; i < PASS_BATCH && pass_flush(p); i++) {
         zmq_msg_t msg;
+        zmq_util_recv_status got = zmq_util_recv_frame(p->in, &msg, input);
 
-        if (zmq_msg_init(&msg) != 0)
-            log_panic("pass_drain: zmq_msg_init: %s", zmq_strerror(errno));
-        if (zmq_msg_recv(&msg, p->in, ZMQ_DONTWAIT) < 0) {
-            int e = errno;
-
-            zmq_msg_close(&msg);
-            if (e != EAGAIN && e != EINTR)
-                log_warn("receive: %s", zmq_strerror(e));
+        if (got == ZMQ_UTIL_NONE)
             return;
-        }
-        if (zmq_msg_more(&msg)) {
-            /* Envelopes are one frame: drop a multi-part message whole. */
-            log_warn("dropping a multi-part frame on %s input", p->st->name);
-            while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, p->in, ZMQ_DONTWAIT) >= 0)
-                ;
-            zmq_msg_close(&msg);
+        if (got == ZMQ_UTIL_DROPPED) {
             p->n_dropped++;
             continue;
         }

@@ -112,6 +112,29 @@ int zmq_util_send(void *sock, const void *data, size_t len)
     return -1;
 }
 
+zmq_util_recv_status zmq_util_recv_frame(void *sock, zmq_msg_t *msg, const char *input)
+{
+    if (zmq_msg_init(msg) != 0)
+        log_panic("zmq_util_recv_frame: zmq_msg_init: %s", zmq_strerror(errno));
+    if (zmq_msg_recv(msg, sock, ZMQ_DONTWAIT) < 0) {
+        int e = errno;
+
+        zmq_msg_close(msg);
+        if (e != EAGAIN && e != EINTR)
+            log_warn("receive on %s: %s", input, zmq_strerror(e));
+        return ZMQ_UTIL_NONE;
+    }
+    if (zmq_msg_more(msg)) {
+        /* Envelopes are one frame: drop a multi-part message whole. */
+        log_warn("dropping a multi-part frame on %s", input);
+        while (zmq_msg_more(msg) && zmq_msg_recv(msg, sock, ZMQ_DONTWAIT) >= 0)
+            ;
+        zmq_msg_close(msg);
+        return ZMQ_UTIL_DROPPED;
+    }
+    return ZMQ_UTIL_FRAME;
+}
+
 void zmq_util_set_timeout(void *sock, int ms)
 {
     setopt_int(sock, ZMQ_RCVTIMEO, ms, "ZMQ_RCVTIMEO");

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <zmq.h>
 
 #define ZMQ_UTIL_HWM_DEFAULT 1000
 
@@ -32,6 +33,19 @@ bool zmq_util_writable(void *sock);
 /* zmq_util_send - one frame, non-blocking.  Returns 0, or -1 with errno
  * EAGAIN when the HWM is reached or no peer is there. */
 int zmq_util_send(void *sock, const void *data, size_t len);
+/* What zmq_util_recv_frame found. */
+typedef enum {
+    ZMQ_UTIL_NONE,      /* nothing waits (or the receive failed: logged) */
+    ZMQ_UTIL_DROPPED,   /* a multi-part message came: dropped whole, logged */
+    ZMQ_UTIL_FRAME,     /* msg holds one single-frame message */
+} zmq_util_recv_status;
+
+/* zmq_util_recv_frame - receive, without blocking, one message that must
+ * be a single frame (an envelope) into msg, which is initialised here;
+ * the caller closes it after ZMQ_UTIL_FRAME (it is already closed
+ * otherwise).  input names the socket in log lines ("router input"). */
+zmq_util_recv_status zmq_util_recv_frame(void *sock, zmq_msg_t *msg, const char *input);
+
 /* zmq_util_set_timeout - receive and send timeouts in milliseconds. */
 void zmq_util_set_timeout(void *sock, int ms);
 
