@@ -74,16 +74,11 @@ static void resolve(admin_nodes *ns, const config_t *cfg, dns_t **d, const char 
 
 static void *node_socket(admin_nodes *ns, admin_node *n, int timeout_ms)
 {
-    void *sock = zmq_util_socket(ns->zctx, ZMQ_REQ, 1);
-    int one = 1;
+    char *err = NULL;
+    void *sock = fanout_socket(ns->zctx, n->endpoint, timeout_ms, &err);
 
-    if (zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof(one)) != 0
-        || zmq_connect(sock, n->endpoint) != 0) {
-        node_set_error(n, xasprintf("cannot connect: %s", zmq_strerror(zmq_errno())));
-        zmq_close(sock);
-        return NULL;
-    }
-    zmq_util_set_timeout(sock, timeout_ms);
+    if (sock == NULL)
+        node_set_error(n, err);
     return sock;
 }
 

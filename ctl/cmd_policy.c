@@ -209,7 +209,7 @@ static int tcp_listening(const char *endpoint, int timeout_ms)
  * nothing listens there. */
 static void *node_socket(policy_nodes *ns, policy_node *n, int timeout_ms)
 {
-    int one = 1;
+    char *err = NULL;
 
     if (n->sock)
         return n->sock;
@@ -221,13 +221,8 @@ static void *node_socket(policy_nodes *ns, policy_node *n, int timeout_ms)
         node_set_error(n, xasprintf("nothing listens on %s", n->endpoint + strlen("tcp://")));
         return NULL;
     }
-    n->sock = zmq_util_socket(ns->zctx, ZMQ_REQ, 1);
-    if (zmq_setsockopt(n->sock, ZMQ_IPV6, &one, sizeof(one)) != 0
-        || zmq_connect(n->sock, n->endpoint) != 0) {
-        node_set_error(n, xasprintf("cannot connect: %s", zmq_strerror(zmq_errno())));
-        return NULL;
-    }
-    zmq_util_set_timeout(n->sock, timeout_ms);
+    if ((n->sock = fanout_socket(ns->zctx, n->endpoint, timeout_ms, &err)) == NULL)
+        node_set_error(n, err);
     return n->sock;
 }
 

@@ -4,6 +4,22 @@
 #include "fanout.h"
 #include "timeutil.h"
 #include "xalloc.h"
+#include "zmq_util.h"
+
+void *fanout_socket(void *zctx, const char *endpoint, int timeout_ms, char **err)
+{
+    void *sock = zmq_util_socket(zctx, ZMQ_REQ, 1);
+    int one = 1;
+
+    if (zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof(one)) != 0
+        || zmq_connect(sock, endpoint) != 0) {
+        *err = xasprintf("cannot connect: %s", zmq_strerror(zmq_errno()));
+        zmq_close(sock);
+        return NULL;
+    }
+    zmq_util_set_timeout(sock, timeout_ms);
+    return sock;
+}
 
 bool *fanout_wait(void *const *socks, size_t n, int64_t deadline_ms, fanout_answer answer,
                   void *arg)

@@ -11,6 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* fanout_socket - a REQ socket connected to endpoint (IPv6 allowed),
+ * with send and receive timeouts of timeout_ms; NULL and *err (malloc'd,
+ * "cannot connect: ...") on failure. */
+void *fanout_socket(void *zctx, const char *endpoint, int timeout_ms, char **err);
+
 /* What one socket answered: data/len is the message (valid during the
  * call), or data is NULL and error says why the receive failed. */
 typedef void (*fanout_answer)(void *arg, size_t i, const void *data, size_t len,
