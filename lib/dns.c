@@ -277,40 +277,62 @@ static bool skip_name(const unsigned char *abuf, size_t alen, size_t *pos)
     return true;
 }
 
+/* get32 - a 32-bit big-endian number. */
+static unsigned long get32(const unsigned char *p)
+{
+    return (unsigned long)p[0] << 24 | (unsigned long)p[1] << 16 | (unsigned long)p[2] << 8 | p[3];
+}
+
+/* skip_questions - move *pos (12: after the header) past the question
+ * section of a reply. */
+static bool skip_questions(const unsigned char *abuf, size_t alen, size_t *pos)
+{
+    unsigned qd = get16(abuf + 4);
+
+    for (unsigned i = 0; i < qd; i++) {
+        if (!skip_name(abuf, alen, pos) || *pos + 4 > alen)
+            return false;
+        *pos += 4;                             /* type, class */
+    }
+    return true;
+}
+
+/* next_record - the resource record at *pos: its type, its TTL (one with
+ * the top bit set counts as 0, RFC 2181 8) and where its data is
+ * (*rd, *rdlen); *pos moves past it.  False when the reply ends early. */
+static bool next_record(const unsigned char *abuf, size_t alen, size_t *pos, unsigned *type,
+                        unsigned long *ttl, size_t *rd, unsigned *rdlen)
+{
+    if (!skip_name(abuf, alen, pos) || *pos + 10 > alen)
+        return false;
+    *type = get16(abuf + *pos);
+    *ttl = get32(abuf + *pos + 4);
+    if (*ttl > 0x7fffffffUL)
+        *ttl = 0;
+    *rdlen = get16(abuf + *pos + 8);
+    *pos += 10;
+    if (*pos + *rdlen > alen)
+        return false;
+    *rd = *pos;
+    *pos += *rdlen;
+    return true;
+}
+
 /* answer_min_ttl - the smallest TTL in the answer section of a reply;
- * 0 when there is none or the reply cannot be walked.  TTLs with the top
- * bit set count as 0 (RFC 2181 8). */
+ * 0 when there is none or the reply cannot be walked. */
 static unsigned answer_min_ttl(const unsigned char *abuf, int alen_int)
 {
     size_t alen = alen_int > 0 ? (size_t)alen_int : 0;
-    size_t pos = 12;
-    unsigned qd, an;
-    unsigned long min = ULONG_MAX;
+    size_t pos = 12, rd;
+    unsigned an, type, rdlen;
+    unsigned long ttl, min = ULONG_MAX;
 
-    if (abuf == NULL || alen < 12)
+    if (abuf == NULL || alen < 12 || !skip_questions(abuf, alen, &pos))
         return 0;
-    qd = get16(abuf + 4);
     an = get16(abuf + 6);
-    for (unsigned i = 0; i < qd; i++) {
-        if (!skip_name(abuf, alen, &pos) || pos + 4 > alen)
-            return 0;
-        pos += 4;                              /* type, class */
-    }
     for (unsigned i = 0; i < an; i++) {
-        unsigned long ttl;
-        unsigned rdlen;
-
-        if (!skip_name(abuf, alen, &pos) || pos + 10 > alen)
+        if (!next_record(abuf, alen, &pos, &type, &ttl, &rd, &rdlen))
             return 0;
-        ttl = (unsigned long)abuf[pos + 4] << 24 | (unsigned long)abuf[pos + 5] << 16 |
-              (unsigned long)abuf[pos + 6] << 8 | abuf[pos + 7];
-        rdlen = get16(abuf + pos + 8);
-        pos += 10;
-        if (pos + rdlen > alen)
-            return 0;
-        pos += rdlen;
-        if (ttl > 0x7fffffffUL)
-            ttl = 0;
         if (ttl < min)
             min = ttl;
     }
@@ -323,44 +345,23 @@ static unsigned answer_min_ttl(const unsigned char *abuf, int alen_int)
 static unsigned soa_negative_ttl(const unsigned char *abuf, int alen_int)
 {
     size_t alen = alen_int > 0 ? (size_t)alen_int : 0;
-    size_t pos = 12;
-    unsigned qd, an, ns;
+    size_t pos = 12, rd;
+    unsigned an, ns, type, rdlen;
+    unsigned long ttl, min;
 
-    if (abuf == NULL || alen < 12)
+    if (abuf == NULL || alen < 12 || !skip_questions(abuf, alen, &pos))
         return 0;
-    qd = get16(abuf + 4);
     an = get16(abuf + 6);
     ns = get16(abuf + 8);
-    for (unsigned i = 0; i < qd; i++) {
-        if (!skip_name(abuf, alen, &pos) || pos + 4 > alen)
-            return 0;
-        pos += 4;
-    }
     for (unsigned i = 0; i < an + ns; i++) {
-        unsigned long ttl, min;
-        unsigned type, rdlen;
-        size_t rd;
-
-        if (!skip_name(abuf, alen, &pos) || pos + 10 > alen)
+        if (!next_record(abuf, alen, &pos, &type, &ttl, &rd, &rdlen))
             return 0;
-        type = get16(abuf + pos);
-        ttl = (unsigned long)abuf[pos + 4] << 24 | (unsigned long)abuf[pos + 5] << 16 |
-              (unsigned long)abuf[pos + 6] << 8 | abuf[pos + 7];
-        rdlen = get16(abuf + pos + 8);
-        pos += 10;
-        if (pos + rdlen > alen)
-            return 0;
-        rd = pos;
-        pos += rdlen;
         if (i < an || type != ns_t_soa)
             continue;
         /* MNAME, RNAME, then SERIAL REFRESH RETRY EXPIRE MINIMUM */
         if (!skip_name(abuf, pos, &rd) || !skip_name(abuf, pos, &rd) || rd + 20 > pos)
             return 0;
-        min = (unsigned long)abuf[rd + 16] << 24 | (unsigned long)abuf[rd + 17] << 16 |
-              (unsigned long)abuf[rd + 18] << 8 | abuf[rd + 19];
-        if (ttl > 0x7fffffffUL)
-            ttl = 0;
+        min = get32(abuf + rd + 16);
         if (min > 0x7fffffffUL)
             min = 0;
         return (unsigned)(ttl < min ? ttl : min);
