@@ -11,7 +11,7 @@
 SANITIZER ?=
 comma     := ,
 CC        ?= cc
-PKGS      := libzmq libprotobuf-c lmdb libcares openssl libxcrypt libpcre2-8
+PKGS      := libzmq libprotobuf-c lmdb libcares openssl libxcrypt libpcre2-8 opendkim
 
 ifeq ($(SANITIZER),)
 BUILD     := build
@@ -131,7 +131,7 @@ FUZZ_SRC_rules     := classifier/rules.c $(FUZZ_BASE)
 FUZZ_LIBS_rules    := -lpcre2-8
 FUZZ_SRC_spf_record := lib/spf.c lib/dns.c lib/dns_cache.c lib/timeutil.c $(FUZZ_BASE)
 FUZZ_LIBS_spf_record := -lcares
-FUZZ_SRC_mime      := classifier/mime.c classifier/html.c $(FUZZ_BASE)
+FUZZ_SRC_mime      := lib/mime.c lib/html.c $(FUZZ_BASE)
 FUZZ_NAMES := $(patsubst tests/fuzz/%_fuzz.c,%,$(wildcard tests/fuzz/*_fuzz.c))
 
 build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $$(FUZZ_SRC_$$*) $(PROTO_C)

@@ -1,5 +1,5 @@
 /* mime_fuzz.c - libFuzzer target for mime_parse() and the HTML reader
- * (classifier/mime.c, classifier/html.c).
+ * (lib/mime.c, lib/html.c).
  *
  *   make build-fuzz/mime_fuzz && build-fuzz/mime_fuzz -max_total_time=30 \
  *       build-fuzz/mime_fuzz.corpus tests/fuzz/seeds/mime
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../classifier/mime.h"
+#include "mime.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 #include <cmocka.h>
-#include "../../classifier/html.h"
-#include "../../classifier/mime.h"
+#include "html.h"
+#include "mime.h"
 #include "buf.h"
 #include "xalloc.h"
 

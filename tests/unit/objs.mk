@@ -3,9 +3,9 @@
 TEST_OBJS_scoring = $(BUILD)/classifier/scoring.o $(BUILD)/classifier/test_gtube.o $(BUILD)/classifier/spam_headers.o \
                     $(BUILD)/classifier/test_mime_html.o $(BUILD)/classifier/test_html_image.o \
                     $(BUILD)/classifier/test_charset.o $(BUILD)/classifier/test_mime_bad.o \
-                    $(BUILD)/classifier/mime.o $(BUILD)/classifier/html.o $(BUILD)/classifier/rules.o \
+                    $(BUILD)/classifier/rules.o \
                     $(BUILD)/classifier/test_lists.o
-TEST_OBJS_mime = $(BUILD)/classifier/mime.o $(BUILD)/classifier/html.o
+TEST_OBJS_mime =
 TEST_OBJS_routing = $(BUILD)/router/routing.o $(BUILD)/router/content_filter.o
 TEST_OBJS_maildir = $(BUILD)/delivery/maildir.o
 TEST_OBJS_smtp_data = $(BUILD)/ingress/smtp_data.o

@@ -5,8 +5,8 @@
  * first); output text is UTF-8.  One pass, no allocation per tag, never
  * fails: broken HTML gives whatever text a tolerant reader would see.
  */
-#ifndef CORREIO_CLASSIFIER_HTML_H
-#define CORREIO_CLASSIFIER_HTML_H
+#ifndef CORREIO_HTML_H
+#define CORREIO_HTML_H
 
 #include <stdbool.h>
 #include <stddef.h>

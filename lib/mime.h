@@ -10,8 +10,8 @@
  * rejected, never a crash.  Broken input (bad boundaries, bad encodings,
  * unknown charsets) gives flags the tests can score, not errors.
  */
-#ifndef CORREIO_CLASSIFIER_MIME_H
-#define CORREIO_CLASSIFIER_MIME_H
+#ifndef CORREIO_MIME_H
+#define CORREIO_MIME_H
 
 #include <stdbool.h>
 #include <stddef.h>
