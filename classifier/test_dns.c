@@ -1,5 +1,6 @@
 /* test_dns.c - the DNS tests of one message (see test_dns.h): RBL and
- * URI blocklist lookups, HELO_NO_MATCH and SPF, each lookup a small
+ * URI blocklist lookups, HELO_NO_MATCH, SPF and DKIM (dkim.h: the key
+ * records asked here, the verifying done there), each lookup a small
  * record that points back at its scan. */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include "buf.h"
+#include "dkim.h"
 #include "log.h"
 #include "spf.h"
 #include "test_dns.h"
@@ -199,6 +201,7 @@ bool test_dns_config_load(const config_t *cfg, test_dns_config *out, char **err)
         test_dns_lists_free(&out->rbl);
         return false;
     }
+    out->dkim = config_bool(cfg, "spam_dkim_verify");
     return true;
 }
 
@@ -210,7 +213,7 @@ void test_dns_config_free(test_dns_config *c)
 
 /* --------------------------------------------------------- the scan */
 
-typedef enum { LOOKUP_LIST, LOOKUP_HELO } lookup_kind;
+typedef enum { LOOKUP_LIST, LOOKUP_HELO, LOOKUP_DKIM } lookup_kind;
 
 typedef struct lookup {
     struct test_dns *t;
@@ -219,6 +222,7 @@ typedef struct lookup {
     char            *hit;          /* LOOKUP_LIST: the hit name if listed */
     char            *expect;       /* LOOKUP_LIST: the answer that counts, or NULL */
     double           score;
+    size_t           key;          /* LOOKUP_DKIM: which key of the DKIM check */
 } lookup;
 
 typedef struct dns_hit {
@@ -238,8 +242,15 @@ struct test_dns {
     dns_hit         *hits;
     size_t           n_hits;
     spf_check_t     *spf;
-    char            *headers;      /* SPF header fields */
+    char            *spf_ar;       /* SPF's resinfo, once it finished */
+    char            *spf_rs;       /* SPF's Received-SPF value */
+    dkim_check_t    *dkim;         /* NULL: DKIM not verified */
+    size_t           dkim_pending; /* key lookups still out */
+    char            *dkim_ar;      /* the dkim= resinfos, ";\r\n\t"-joined, once done */
+    char            *from_domain;  /* the From: domain (DKIM_VALID_AU) */
+    char            *headers;      /* Authentication-Results, Received-SPF */
     char            *receiver;
+    char            *qid;
     bool             helo_matched, helo_answered;
     size_t           helo_pending;
 };
@@ -261,13 +272,17 @@ static void test_dns_settle(test_dns_t *t)
         t->done(t->arg);
 }
 
+static void test_dns_dkim_key(test_dns_t *t, lookup *l, const dns_reply *reply);
+
 static void test_dns_answer(void *arg, const dns_reply *reply)
 {
     lookup *l = arg;
     test_dns_t *t = l->t;
 
     l->q = NULL;
-    if (l->kind == LOOKUP_LIST) {
+    if (l->kind == LOOKUP_DKIM) {
+        test_dns_dkim_key(t, l, reply);
+    } else if (l->kind == LOOKUP_LIST) {
         for (size_t i = 0; reply->status == DNS_OK && i < reply->n; i++) {
             if (l->expect && strcmp(reply->rr[i].text, l->expect) != 0)
                 continue;
@@ -311,6 +326,179 @@ static char *test_dns_oneline(const char *s)
     return out;
 }
 
+/* test_dns_pvalue - s as an Authentication-Results property value: bare
+ * when it is a plain token or domain name, else quoted with anything
+ * unfit ('"', '\\', control and 8-bit bytes) made "?"; at most 253
+ * bytes of s. */
+static void test_dns_pvalue(buf_t *b, const char *s)
+{
+    size_t len = strnlen(s, 253);
+    bool bare = len > 0;
+
+    for (size_t i = 0; i < len && bare; i++)
+        bare = isalnum((unsigned char)s[i]) || strchr(".-_+", s[i]);
+    if (bare) {
+        buf_append(b, s, len);
+        return;
+    }
+    buf_append_char(b, '"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf_append_char(b, c < 0x20 || c >= 0x7f || c == '"' || c == '\\' ? '?' : (char)c);
+    }
+    buf_append_char(b, '"');
+}
+
+/* test_dns_headers_make - the header fields from the parts finished so
+ * far: one Authentication-Results with every method's resinfo on its own
+ * folded line, then Received-SPF. */
+static void test_dns_headers_make(test_dns_t *t)
+{
+    buf_t b;
+
+    xfree(&t->headers);
+    if (!t->spf_ar && !t->dkim_ar)
+        return;
+    buf_init(&b);
+    buf_printf(&b, "Authentication-Results: %s;", t->receiver);
+    if (t->spf_ar)
+        buf_printf(&b, "\r\n\t%s%s", t->spf_ar, t->dkim_ar ? ";" : "");
+    if (t->dkim_ar)
+        buf_printf(&b, "\r\n\t%s", t->dkim_ar);
+    buf_append_str(&b, "\r\n");
+    if (t->spf_rs)
+        buf_printf(&b, "Received-SPF: %s\r\n", t->spf_rs);
+    t->headers = buf_steal(&b, NULL);
+}
+
+/* test_dns_dkim_done - every key is in: verify, note the hits, write the
+ * dkim= resinfos. */
+static void test_dns_dkim_done(test_dns_t *t)
+{
+    size_t n;
+    bool pass = false, aligned = false, invalid = false, nokey = false, temp = false;
+    buf_t b;
+
+    dkim_check_finish(t->dkim);
+    n = dkim_check_sigs(t->dkim);
+    if (n == 0)
+        return;                         /* unsigned */
+    buf_init(&b);
+    for (size_t i = 0; i < n; i++) {
+        const dkim_check_sig *g = dkim_check_get(t->dkim, i);
+
+        if (i)
+            buf_append_str(&b, ";\r\n\t");
+        size_t line = b.len;
+        buf_printf(&b, "dkim=%s", dkim_check_result_name(g->result));
+        if (g->result != DKIM_CHECK_PASS) {
+            buf_append_str(&b, " reason=");
+            test_dns_pvalue(&b, g->reason);
+        }
+        const char *props[][2] = {{"header.d", g->domain}, {"header.s", g->selector},
+                                  {"header.b", g->b}};
+        for (size_t k = 0; k < 3; k++) {
+            if (!props[k][1][0])
+                continue;
+            if (b.len - line + strlen(props[k][0]) + strnlen(props[k][1], 253) > 74) {
+                buf_append_str(&b, "\r\n\t");     /* fold between properties */
+                line = b.len;
+            } else {
+                buf_append_char(&b, ' ');
+            }
+            buf_printf(&b, "%s=", props[k][0]);
+            test_dns_pvalue(&b, props[k][1]);
+        }
+        switch (g->result) {
+        case DKIM_CHECK_PASS:
+            pass = true;
+            if (t->from_domain && dkim_check_aligned(g->domain, t->from_domain))
+                aligned = true;
+            break;
+        case DKIM_CHECK_FAIL:
+            invalid = true;
+            break;
+        case DKIM_CHECK_PERMERROR:
+            if (g->no_key)
+                nokey = true;
+            else
+                invalid = true;
+            break;
+        case DKIM_CHECK_TEMPERROR:
+            temp = true;
+            break;
+        }
+        char d[80], s[80], why[80];
+        log_printable(d, sizeof d, g->domain, strlen(g->domain));
+        log_printable(s, sizeof s, g->selector, strlen(g->selector));
+        log_printable(why, sizeof why, g->reason, strlen(g->reason));
+        log_info("%s: dkim=%s d=%s s=%s (%s)", t->qid, dkim_check_result_name(g->result), d, s,
+                 why);
+    }
+    xfree(&t->dkim_ar);
+    t->dkim_ar = buf_steal(&b, NULL);
+
+    test_dns_hit(t, "DKIM_SIGNED", 0, true);
+    if (pass) {
+        test_dns_hit(t, "DKIM_VALID", 0, true);
+        if (aligned)
+            test_dns_hit(t, "DKIM_VALID_AU", 0, true);
+    } else {
+        if (invalid)
+            test_dns_hit(t, "DKIM_INVALID", 0, true);
+        if (nokey)
+            test_dns_hit(t, "DKIM_KEY_MISSING", 0, true);
+        if (temp)
+            test_dns_hit(t, "DKIM_TEMPERROR", 0, true);
+    }
+    test_dns_headers_make(t);
+}
+
+/* test_dns_dkim_key - a key record came back: the first TXT record that
+ * says v=DKIM1 (else the first one) goes to the check. */
+static void test_dns_dkim_key(test_dns_t *t, lookup *l, const dns_reply *reply)
+{
+    dkim_check_key st = DKIM_CHECK_KEY_TEMPFAIL;
+    const char *text = NULL;
+
+    if (reply->status == DNS_OK && reply->n) {
+        st = DKIM_CHECK_KEY_FOUND;
+        text = reply->rr[0].text;
+        for (size_t i = 0; i < reply->n; i++)
+            if (strncmp(reply->rr[i].text, "v=DKIM1", 7) == 0) {
+                text = reply->rr[i].text;
+                break;
+            }
+    } else if (reply->status == DNS_NOTFOUND) {
+        st = DKIM_CHECK_KEY_NONE;
+    }
+    dkim_check_key_answer(t->dkim, l->key, st, text);
+    if (--t->dkim_pending == 0)
+        test_dns_dkim_done(t);
+}
+
+/* test_dns_dkim_start - hash the message for its signatures and ask
+ * their keys; an unsigned message is done at once. */
+static void test_dns_dkim_start(test_dns_t *t, const Envelope *env, const mime_msg *mime)
+{
+    t->dkim = dkim_check_new(env->queue_id, (const char *)env->body.data,
+                             env->body.data ? env->body.len : 0);
+    size_t n = dkim_check_keys(t->dkim);
+    if (n == 0) {
+        test_dns_dkim_done(t);
+        return;
+    }
+    const mime_header *from = mime ? mime_header_get(mime, "From", 0) : NULL;
+    if (from)
+        t->from_domain = dkim_check_from_domain(from->value);
+    t->dkim_pending = n;
+    for (size_t i = 0; i < n; i++) {
+        lookup *l = test_dns_lookup(t, LOOKUP_DKIM);
+        l->key = i;
+        test_dns_ask(t, l, dkim_check_key_name(t->dkim, i), DNS_TXT);
+    }
+}
+
 static void test_dns_spf_done(void *arg, const spf_answer *a)
 {
     test_dns_t *t = arg;
@@ -323,11 +511,9 @@ static void test_dns_spf_done(void *arg, const spf_answer *a)
     t->spf = NULL;                  /* it frees itself after this call */
     if ((size_t)a->result < sizeof hits / sizeof hits[0])
         test_dns_hit(t, hits[a->result], 0, true);
-    char *ar = test_dns_oneline(a->auth_results), *rs = test_dns_oneline(a->received_spf);
-    t->headers = xasprintf("Authentication-Results: %s; %s\r\nReceived-SPF: %s\r\n",
-                           t->receiver, ar, rs);
-    xfree(&ar);
-    xfree(&rs);
+    t->spf_ar = test_dns_oneline(a->auth_results);
+    t->spf_rs = test_dns_oneline(a->received_spf);
+    test_dns_headers_make(t);
     test_dns_settle(t);
 }
 
@@ -382,9 +568,12 @@ test_dns_t *test_dns_start(const test_dns_config *cfg, dns_t *dns, const Envelop
     t->arg = arg;
     t->ip = xstrdup(ip);
     t->receiver = xstrdup(receiver_host ? receiver_host : "unknown");
-    t->lk = xcalloc(cfg->rbl.n + TEST_DNS_MAX_URIBL + 2, sizeof *t->lk);
+    t->qid = xstrdup(env->queue_id ? env->queue_id : "-");
+    t->lk = xcalloc(cfg->rbl.n + TEST_DNS_MAX_URIBL + 2 + DKIM_CHECK_MAX_SIGS, sizeof *t->lk);
     if (cfg->uribl.n && mime)       /* the links, whoever sends them */
         test_dns_uribl(t, &cfg->uribl, mime);
+    if (cfg->dkim)                  /* signatures, whoever sends them */
+        test_dns_dkim_start(t, env, mime);
     if (authed || !test_dns_reverse_ip(ip, rev, sizeof rev))
         return t;                   /* nothing to ask about this client */
 
@@ -444,6 +633,7 @@ void test_dns_free(test_dns_t **tp)
     if (!t)
         return;
     spf_abandon(&t->spf);
+    dkim_check_free(&t->dkim);
     for (size_t i = 0; i < t->n_lk; i++) {
         dns_abandon(&t->lk[i].q);
         xfree(&t->lk[i].hit);
@@ -455,6 +645,11 @@ void test_dns_free(test_dns_t **tp)
     xfree(&t->lk);
     xfree(&t->ip);
     xfree(&t->receiver);
+    xfree(&t->qid);
+    xfree(&t->spf_ar);
+    xfree(&t->spf_rs);
+    xfree(&t->dkim_ar);
+    xfree(&t->from_domain);
     xfree(&t->headers);
     xfree(tp);
 }

@@ -2,9 +2,11 @@
  * lists over the client IP (spam_rbl_lists, hits RBL_<ZONE>), URI
  * blocklists over the registered domains of the links in the body
  * (spam_uribl_lists, hits URIBL_<ZONE>), HELO_NO_MATCH (the HELO name's
- * A/AAAA records do not include the client IP) and SPF of the envelope
- * sender (lib/spf.h, hits SPF_<RESULT>, and the Authentication-Results
- * and Received-SPF header fields).
+ * A/AAAA records do not include the client IP), SPF of the envelope
+ * sender (lib/spf.h, hits SPF_<RESULT>, and the Received-SPF header
+ * field) and DKIM signatures (spam_dkim_verify; dkim.h verifies, the key
+ * records are asked here; hits DKIM_*), both methods' results in one
+ * Authentication-Results header field.
  *
  * Asynchronous over lib/dns.h: the classify loop (classify_loop.c) owns
  * the resolver and its sockets; a scan owns its lookups:
@@ -70,9 +72,11 @@ bool test_dns_same_ip(const char *a, const char *b);
 /* The lists, parsed once per configuration. */
 typedef struct test_dns_config {
     test_dns_lists rbl, uribl;
+    bool           dkim;           /* spam_dkim_verify */
 } test_dns_config;
 
-/* test_dns_config_load - spam_rbl_lists and spam_uribl_lists; false and
+/* test_dns_config_load - spam_rbl_lists, spam_uribl_lists and
+ * spam_dkim_verify; false and
  * *err on a mistake (out is then empty). */
 bool test_dns_config_load(const config_t *cfg, test_dns_config *out, char **err);
 void test_dns_config_free(test_dns_config *c);
@@ -93,8 +97,11 @@ size_t test_dns_pending(const test_dns_t *t);
  * the scores of the lists and of the table (scoring_hit_score). */
 void test_dns_hits(const test_dns_t *t, const scoring_t *s,
                    void (*add)(void *arg, const char *name, double score), void *arg);
-/* test_dns_headers - the SPF header fields ("Authentication-Results: ...\r\n"
- * "Received-SPF: ...\r\n") when the check finished, else NULL. */
+/* test_dns_headers - the header fields of the checks finished so far, else
+ * NULL: "Authentication-Results: HOST;\r\n\tspf=...;\r\n\tdkim=...\r\n"
+ * (one folded line per result: SPF's, then one per DKIM signature) and
+ * "Received-SPF: ...\r\n" when SPF ran.  Valid until the next
+ * dns_process or test_dns_free. */
 const char *test_dns_headers(const test_dns_t *t);
 /* test_dns_free - abandon what is still asked, free *t; NULL is fine. */
 void test_dns_free(test_dns_t **t);

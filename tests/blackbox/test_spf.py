@@ -46,6 +46,10 @@ def run_pyspf(dns, wanted):
     """Every case through python3-spf; one PASS/FAIL line per case."""
     import DNS
     import spf
+    # pyspf prefers dnspython when installed (python3-dkim brings it): keep
+    # it on pydns, whose server and port are pointed at the lab below
+    spf.DNS = DNS
+    spf.DNSLookup = spf.DNSLookup_pydns
     host, port = dns.rsplit(":", 1)
     DNS.defaults["server"] = [host]
     DNS.defaults["port"] = int(port)
