@@ -16,6 +16,12 @@
 #    messages with spamc;
 # 4. prints precision and recall per set, per template, and correio's rules
 #    that fire on ham (bench/spam_eval.py report);
+# 4b. a Bayes round (BAYES=0 skips it): `correio bayes train` and sa-learn
+#    both learn set A (ham and spam), correio runs again with spam_bayes =
+#    yes and spamd with use_bayes 1 (auto-learn off, both with
+#    spam_bayes_min_learned / bayes_min_*_num = BAYES_MIN, as set A has
+#    fewer than the defaults' 200), both score the whole set again; set B
+#    is the held-out figure.  Also correio's 10 KB speed with Bayes on;
 # 5. speed, messages/s per worker for ~10 KB and ~100 KB messages (half ham,
 #    half spam, text+HTML):
 #      correio: N messages through the one classifier process; CPU time
@@ -27,6 +33,7 @@
 # Nothing is asserted.
 #
 # Knobs: WORK [/var/tmp/correio-spam-bench] N_CORPUS [150 per class per half]
+#        BAYES [1] BAYES_MIN [50]
 #        N_C10K [2000] N_C100K [400] (correio batch sizes)
 #        N_S10K [100] N_S100K [20] (SpamAssassin batch sizes)
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -43,6 +50,8 @@ N_C10K=${N_C10K:-2000}
 N_C100K=${N_C100K:-400}
 N_S10K=${N_S10K:-100}
 N_S100K=${N_S100K:-20}
+BAYES=${BAYES:-1}
+BAYES_MIN=${BAYES_MIN:-50}
 PY=/usr/bin/python3
 EVAL="$PY $REPO/bench/spam_eval.py"
 HZ=$(getconf CLK_TCK)
@@ -125,23 +134,26 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$BIN" -c "$DIR" run >"$DIR/log" 2>&1 &
-SUP=$!
-up=0
-for _ in $(seq 1 300); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-        ok=1
-        for s in ingress classifier router delivery; do [ -n "$(stage_pid "$s")" ] || ok=0; done
-        [ "$ok" = 1 ] && { up=1; break; }
+start_correio() {
+    local up=0
+    "$BIN" -c "$DIR" run >>"$DIR/log" 2>&1 &
+    SUP=$!
+    for _ in $(seq 1 300); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+            ok=1
+            for s in ingress classifier router delivery; do [ -n "$(stage_pid "$s")" ] || ok=0; done
+            [ "$ok" = 1 ] && { up=1; break; }
+        fi
+        kill -0 "$SUP" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ "$up" != 1 ]; then
+        echo "spam bench: correio did not come up on 127.0.0.1:$PORT; log:" >&2
+        tail -n 30 "$DIR/log" >&2
+        exit 1
     fi
-    kill -0 "$SUP" 2>/dev/null || break
-    sleep 0.1
-done
-if [ "$up" != 1 ]; then
-    echo "spam bench: correio did not come up on 127.0.0.1:$PORT; log:" >&2
-    tail -n 30 "$DIR/log" >&2
-    exit 1
-fi
+}
+start_correio
 rules=$(grep -o 'spam rules: [0-9]* rules' "$DIR/log" | head -n 1)
 echo "# correio: classifier/rules/default.cf (${rules:-rule count not logged}), spam_required_score default"
 
@@ -165,6 +177,29 @@ for spec in "10k $N_C10K" "100k $N_C100K"; do
 done
 stop_correio
 
+# ---------------------------------------------------------------- correio + Bayes
+if [ "$BAYES" = 1 ]; then
+    printf 'spam_bayes = yes\nspam_bayes_min_learned = %s\n' "$BAYES_MIN" >>"$DIR/correio.conf"
+    t0=$(now)
+    "$BIN" -c "$DIR" bayes train ham "$CORPUS/A/ham" | sed 's/^/# correio bayes: /'
+    "$BIN" -c "$DIR" bayes train spam "$CORPUS/A/spam" | sed 's/^/# correio bayes: /'
+    t1=$(now)
+    echo "# correio bayes train took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+    rm -rf "${USERDIR:?}"           # the first round's copies carry the same X-Bench-Id
+    start_correio
+    $EVAL correio "$PORT" "$USERDIR" "$CORPUS" "$DIR/correio-bayes.tsv"
+    grep -q "bayes: using the database" "$DIR/log" ||
+        echo "# correio: the classifier did not log that it uses the Bayes database" >&2
+    $EVAL correio-batch "$PORT" "$USERDIR" "$CORPUS" 10k 10     # untimed warm-up
+    cp=$(stage_pid classifier)
+    c0=$(cpu_ticks "$cp")
+    $EVAL correio-batch "$PORT" "$USERDIR" "$CORPUS" 10k "$N_C10K"
+    c1=$(cpu_ticks "$cp")
+    SPEED[correio_bayes_10k]=$(awk -v n="$N_C10K" -v a="$c0" -v b="$c1" -v hz="$HZ" \
+        'BEGIN { s = (b - a) / hz; if (s > 0) printf "%.0f (n=%d, cpu %.2f s)", n / s, n, s; else print "NA" }')
+    stop_correio
+fi
+
 # ---------------------------------------------------------------- SpamAssassin
 SA_PORT=$(free_port)
 cp -r /etc/spamassassin/. "$DIR/sa-conf/"
@@ -178,8 +213,9 @@ if [ "$(id -u)" = 0 ]; then
     chown nobody "$DIR/sa-home" 2>/dev/null
     SA_USER=(-u nobody)
 fi
+SA_CONF=$DIR/sa-conf
 start_spamd() {          # start_spamd CHILDREN
-    spamd -L -x --siteconfigpath="$DIR/sa-conf" --helper-home-dir="$DIR/sa-home" \
+    spamd -L -x --siteconfigpath="$SA_CONF" --helper-home-dir="$DIR/sa-home" \
         "${SA_USER[@]}" -i 127.0.0.1 -A 127.0.0.1 -p "$SA_PORT" \
         --min-children="$1" --max-children="$1" --min-spare=0 --max-spare="$1" \
         --max-conn-per-child=1000000 -s "$DIR/spamd.log" >/dev/null 2>&1 &
@@ -227,9 +263,46 @@ if [ "$SA_OK" = 1 ] && start_spamd 1; then
     stop_spamd
 fi
 
+# ---------------------------------------------------------------- SpamAssassin + Bayes
+SA_BAYES_OK=0
+if [ "$BAYES" = 1 ] && [ "$SA_OK" = 1 ]; then
+    mkdir -p "$DIR/sa-conf-bayes" "$DIR/sa-bayes"
+    cp -r /etc/spamassassin/. "$DIR/sa-conf-bayes/"
+    {
+        echo "# bench, Bayes round: the same fixed rules plus Bayes learned from set A"
+        echo "use_bayes 1"
+        echo "bayes_auto_learn 0"
+        echo "bayes_path $DIR/sa-bayes/bayes"
+        echo "bayes_file_mode 0777"
+        echo "bayes_min_ham_num $BAYES_MIN"
+        echo "bayes_min_spam_num $BAYES_MIN"
+    } >"$DIR/sa-conf-bayes/zz_bench.cf"
+    t0=$(now)
+    for l in ham spam; do
+        sa-learn -L --siteconfigpath="$DIR/sa-conf-bayes" --dbpath "$DIR/sa-bayes/bayes" \
+            --"$l" "$CORPUS/A/$l" 2>&1 | sed 's/^/# sa-learn: /'
+    done
+    t1=$(now)
+    echo "# sa-learn took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+    [ "$(id -u)" = 0 ] && chown -R nobody "$DIR/sa-bayes" 2>/dev/null
+    SA_CONF=$DIR/sa-conf-bayes
+    if start_spamd "$(nproc)"; then
+        $EVAL sa "$SA_PORT" "$CORPUS" "$DIR/sa-bayes.tsv" "$(nproc)" && SA_BAYES_OK=1
+        stop_spamd
+    fi
+fi
+[ "$SA_BAYES_OK" = 1 ] || : >"$DIR/sa-bayes.tsv"
+
 # ---------------------------------------------------------------- report
 echo
 $EVAL report "$CORPUS" "$DIR/correio.tsv" "$DIR/sa.tsv"
+if [ "$BAYES" = 1 ]; then
+    echo
+    echo "# with Bayes, both trained on set A (so set B is the held-out figure)"
+    $EVAL report "$CORPUS" "$DIR/correio-bayes.tsv" "$DIR/sa-bayes.tsv" +bayes | sed -n '1,/^$/p'
+    echo "# BAYES_ hits of correio on set B: $(awk -F'\t' '$1 ~ /^B\// { n = split($4, t, ","); for (i = 1; i <= n; i++) if (t[i] ~ /^BAYES_/) c[t[i]]++ }
+        END { for (k in c) printf "%s=%d ", k, c[k] }' "$DIR/correio-bayes.tsv")"
+fi
 echo
 echo "# speed: messages per CPU second of one scanning worker (higher is better)"
 printf "%-8s %-40s %-40s %s\n" size correio spamassassin ratio
@@ -238,5 +311,6 @@ for s in 10k 100k; do
     r=$(awk -v c="${c%% *}" -v a="${a%% *}" 'BEGIN { if (c + 0 > 0 && a + 0 > 0) printf "%.0fx", c / a; else print "NA" }')
     printf "%-8s %-40s %-40s %s\n" "$s" "$c" "$a" "$r"
 done
+[ "$BAYES" = 1 ] && printf "%-8s %-40s %s\n" "10k" "${SPEED[correio_bayes_10k]:-NA}" "(correio with spam_bayes = yes)"
 echo "# correio's figure includes the classifier's ZeroMQ receive/send and protobuf work per message."
 exit 0

@@ -15,8 +15,9 @@
         spamc at a time; OUT.tsv as above (SpamAssassin's X-Spam-Status).
     spam_eval.py sa-batch PORT CORPUS TAG N
         N messages cycling over CORPUS/speed/TAG through spamc, one by one.
-    spam_eval.py report CORPUS correio.tsv sa.tsv
-        precision and recall per set, and the rules behind the mistakes.
+    spam_eval.py report CORPUS correio.tsv sa.tsv [SUFFIX]
+        precision and recall per set, and the rules behind the mistakes;
+        SUFFIX ("+bayes") is appended to the classifiers' names.
 
 Standard library only.  Nothing is asserted.
 """
@@ -226,11 +227,11 @@ def load(path):
     return out
 
 
-def cmd_report(corpus, ctsv, stsv):
+def cmd_report(corpus, ctsv, stsv, suffix=""):
     rows = manifest(corpus)
     res = {"correio": load(ctsv), "spamassassin": load(stsv)}
     print("# accuracy (spam is positive; precision = TP/(TP+FP), recall = TP/(TP+FN))")
-    print(f"{'classifier':13s} {'set':9s} {'ham':>4s} {'spam':>5s} {'TP':>4s} {'FP':>4s} {'FN':>4s} {'TN':>4s} "
+    print(f"{'classifier':19s} {'set':9s} {'ham':>4s} {'spam':>5s} {'TP':>4s} {'FP':>4s} {'FN':>4s} {'TN':>4s} "
           f"{'NA':>3s} {'precision':>9s} {'recall':>7s}")
     groups = [("sa", ("sa",)), ("A", ("A",)), ("B", ("B",)), ("all", ("sa", "A", "B"))]
     for name, r in res.items():
@@ -254,7 +255,7 @@ def cmd_report(corpus, ctsv, stsv):
                     tn += not pos
             prec = f"{tp / (tp + fp):.3f}" if tp + fp else "NA"
             rec = f"{tp / (tp + fn):.3f}" if tp + fn else "NA"
-            print(f"{name:13s} {gname:9s} {nh:4d} {ns:5d} {tp:4d} {fp:4d} {fn:4d} {tn:4d} {na:3d} {prec:>9s} {rec:>7s}")
+            print(f"{name + suffix:19s} {gname:9s} {nh:4d} {ns:5d} {tp:4d} {fp:4d} {fn:4d} {tn:4d} {na:3d} {prec:>9s} {rec:>7s}")
     # per template: what each classifier gets right, to see where it fails
     print("\n# per template: spam verdicts / messages (ham: fewer is better, spam: more is better)")
     print(f"{'set':4s} {'label':5s} {'template':26s} {'n':>4s} {'correio':>8s} {'sa':>8s}  correio mean score / sa mean score")
