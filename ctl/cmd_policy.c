@@ -9,6 +9,9 @@
  *   intrusion unblock IP|ALL           lift the block(s)
  *   limits list [--json] [PATTERN]     daily sending counters
  *   limits reset KEY|ALL               forget a counter (user:ADDR, domain:DOM)
+ *   awl list [--json] [USER|PATTERN]   auto-whitelist: addresses users wrote to
+ *   awl delete USER ADDRESS|ALL        forget one (USER's mail from ADDRESS is
+ *                                      scored as usual again)
  *
  * The routers are those policy_endpoints names (tcp://NAME:PORT is every
  * address of NAME, lib/endpoints.h), each asked over its own REQ socket
@@ -17,7 +20,8 @@
  * change of one key goes to the router that owns it, chosen with
  * policy_rendezvous over the same addresses the ingress uses, so a
  * passed triplet lands where the ingress will look; ALL goes to every
- * router.  A router that does not answer is named on stderr and the
+ * router.  An auto-whitelist entry is keyed "USER ADDRESS" and lives on
+ * the router that owns "awl:USER" (router/awl.c asks that one).  A router that does not answer is named on stderr and the
  * others still answer.  Exit status: 0 done, 1 in part (a router that
  * does not answer, a key no router has), 2 bad usage.
  */
@@ -394,6 +398,8 @@ static const policy_table table_intrusion = {"intrusion", "IP", "IP", "intrusion
                                              "address", "addresses"};
 static const policy_table table_limits = {"limits", "KEY", "KEY", "sending counters",
                                           "counter", "counters"};
+static const policy_table table_awl = {"awl", "USER ADDRESS", "USER ADDRESS",
+                                       "auto-whitelist entries", "address", "addresses"};
 
 /* One entry of a list, with the router that holds it. */
 typedef struct listed {
@@ -435,6 +441,11 @@ static void detail(char *dst, size_t size, const policy_table *t, const PolicyEn
         snprintf(dst, size, "%llu events since %s, last seen %s%s%s", (unsigned long long)e->count,
                  fmt_time(a, sizeof(a), e->first), fmt_time(b, sizeof(b), e->last),
                  reason[0] ? " reason=" : "", reason);
+    else if (t == &table_awl)
+        snprintf(dst, size, "written to %llu time%s, first %s, last %s, expires %s",
+                 (unsigned long long)e->count, e->count == 1 ? "" : "s",
+                 fmt_time(a, sizeof(a), e->first), fmt_time(b, sizeof(b), e->last),
+                 fmt_until(c, sizeof(c), e->until, now));
     else
         snprintf(dst, size, "%llu messages since %s, resets %s", (unsigned long long)e->count,
                  fmt_time(a, sizeof(a), e->first),
@@ -616,6 +627,7 @@ static bool json_flag(const char *arg)
 static int policy_list(const ctl_opts *o, const policy_table *t, int argc, char **argv)
 {
     const char *pattern = NULL;
+    char *awl_pattern = NULL;
     bool json = false;
     config_t *cfg;
     policy_nodes *ns;
@@ -632,8 +644,16 @@ static int policy_list(const ctl_opts *o, const policy_table *t, int argc, char 
         else
             return ctl_usage_error(t->command, "list takes one PATTERN");
     }
+    /* awl list USER: that user's entries ("USER ADDRESS"), not a substring */
+    if (t == &table_awl && pattern && strchr(pattern, '@') && !strpbrk(pattern, "*?[ \\")) {
+        awl_pattern = xasprintf("%s *", pattern);
+        for (char *p = awl_pattern; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        pattern = awl_pattern;
+    }
     cfg = ctl_load_config(o);
     if ((ns = nodes_open(cfg)) == NULL) {
+        free(awl_pattern);
         config_free(&cfg);
         return 1;
     }
@@ -644,6 +664,7 @@ static int policy_list(const ctl_opts *o, const policy_table *t, int argc, char 
         list_text(ns, t, l, n);
     fflush(stdout);
     down = report_down(ns, "its entries are not listed");
+    free(awl_pattern);
     free(l);
     nodes_free(&ns);
     config_free(&cfg);
@@ -758,6 +779,7 @@ static const policy_verb policy_verbs[] = {
     {&table_intrusion, "unblock", CORREIO__POLICY_KIND__POLICY_DELETE, true, "unblocked",
      "blocked"},
     {&table_limits, "reset", CORREIO__POLICY_KIND__POLICY_DELETE, true, "reset", NULL},
+    {&table_awl, "delete", CORREIO__POLICY_KIND__POLICY_DELETE, true, "deleted", NULL},
     {NULL, NULL, 0, false, NULL, NULL},
 };
 
@@ -780,7 +802,14 @@ static int change_one(policy_nodes *ns, const policy_verb *v, const char *key)
         report_down(ns, "the router that owns a key cannot be known");
         return 1;
     }
-    owner = &ns->node[policy_rendezvous(ns->names, ns->n, key)];
+    if (v->table == &table_awl) {       /* held where "awl:USER" is */
+        char *route = xasprintf("awl:%.*s", (int)strcspn(key, " "), key);
+
+        owner = &ns->node[policy_rendezvous(ns->names, ns->n, route)];
+        xfree(&route);
+    } else {
+        owner = &ns->node[policy_rendezvous(ns->names, ns->n, key)];
+    }
     log_printable(shown, sizeof(shown), key, strlen(key));
     req.kind = (Correio__PolicyKind)v->kind;
     req.table = (char *)v->table->command;
@@ -802,7 +831,8 @@ static int change_one(policy_nodes *ns, const policy_verb *v, const char *key)
                       owner->endpoint);
         else
             ctl_error("%s: no such %s entry on router %s", shown,
-                      v->table == &table_greylist ? "greylist" : "sending counter",
+                      v->table == &table_greylist ? "greylist"
+                      : v->table == &table_awl ? "auto-whitelist" : "sending counter",
                       owner->endpoint);
         rc = 1;
     } else if (owner->reply->action == CORREIO__POLICY_ACTION__POLICY_ERROR) {
@@ -897,10 +927,22 @@ static int policy_change(const ctl_opts *o, const policy_verb *v, int argc, char
     char *key = NULL;
     int rc;
 
-    if (argc != 3)
+    if (v->table == &table_awl && argc == 4) {     /* USER ADDRESS: one key */
+        const char *problem = key_problem(argv[2]) ? key_problem(argv[2]) : key_problem(argv[3]);
+
+        if (problem)
+            return ctl_usage_error(v->table->command, "USER or ADDRESS %s", problem);
+        key = xasprintf("%s %s", argv[2], argv[3]);
+        for (char *p = key; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+    } else if (v->table == &table_awl && !(argc == 3 && strcmp(argv[2], "ALL") == 0)) {
+        return ctl_usage_error(v->table->command, "%s takes USER ADDRESS, or ALL", v->name);
+    } else if (argc != 3) {
         return ctl_usage_error(v->table->command, "%s takes one %s%s", v->name,
                                v->table->key_word, v->all ? " or ALL" : "");
-    if (!(v->all && strcmp(argv[2], "ALL") == 0) && (key = command_key(v->table, argv[2])) == NULL)
+    }
+    if (key == NULL && !(v->all && strcmp(argv[2], "ALL") == 0)
+        && (key = command_key(v->table, argv[2])) == NULL)
         return 2;
     cfg = ctl_load_config(o);
     if ((ns = nodes_open(cfg)) == NULL) {
@@ -942,4 +984,9 @@ int cmd_intrusion(const ctl_opts *o, int argc, char **argv)
 int cmd_limits(const ctl_opts *o, int argc, char **argv)
 {
     return policy_command(o, &table_limits, argc, argv);
+}
+
+int cmd_awl(const ctl_opts *o, int argc, char **argv)
+{
+    return policy_command(o, &table_awl, argc, argv);
 }

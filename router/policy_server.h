@@ -1,6 +1,7 @@
 /* policy_server.h - the router's policy service: a thread with a ROUTER
  * socket bound on router_policy_endpoint that answers PolicyRequests
- * from every ingress (and `correio greylist|intrusion|limits`) out of
+ * from every ingress, from the routers' auto-whitelist (router/awl.c)
+ * and from `correio greylist|intrusion|limits|awl`, out of
  * policy_state.  It drains what is waiting, decides the whole batch in
  * one LMDB transaction, commits, then answers; a bad frame is logged
  * and dropped.  Every minute it sweeps expired records; every

@@ -1,10 +1,17 @@
 /* policy_state.c - the router's policy decisions and their LMDB records
  * (see policy_state.h and the "Router decisions" of issue 4).
  *
- * Three databases in one environment, keyed by the request's key:
+ * Four databases in one environment, keyed by the request's key:
  *   greylist   triplet  -> grey_rec   {first, last, passed_at, count}
  *   intrusion  ip       -> intr_rec   {block, counters per rule, spam seen}
  *   limits     user:/domain: -> limit_rec {window_start, last, count}
+ *   awl        "USER ADDRESS" -> awl_rec {first, last, count}, and
+ *              "USER" -> awl_user_rec {count, last}: the user's header,
+ *              whose count bounds the user's live addresses from above
+ *              (every note that adds or revives an address counts; a
+ *              prune counts them afresh), so that the bound costs a scan
+ *              of the user's addresses only once it is reached.  A user's
+ *              records are adjacent: ' ' sorts before any address byte.
  * Records are fixed structs in host byte order (the environment never
  * leaves this host) whose first byte is a version; a record of another
  * size or version is treated as absent and overwritten (logged).
@@ -37,9 +44,11 @@
 #define POLICY_KEY_MAX   511                /* LMDB's default largest key */
 #define POLICY_TEXT_MAX  320                /* address bytes copied into a reply text */
 #define SWEEP_SCAN_PER_DELETE 8             /* records a sweep may look at per allowed delete */
+#define AWL_PREFIX       "awl:"             /* the shard key of an auto-whitelist request */
+#define AWL_ADDR_MAX     254                /* longest user or address (RFC 5321 path) */
 
-enum { T_GREYLIST, T_INTRUSION, T_LIMITS, T_COUNT };
-static const char *const table_names[T_COUNT] = {"greylist", "intrusion", "limits"};
+enum { T_GREYLIST, T_INTRUSION, T_LIMITS, T_AWL, T_COUNT };
+static const char *const table_names[T_COUNT] = {"greylist", "intrusion", "limits", "awl"};
 
 /* Intrusion reason codes as stored (intr_rec.reason) and as answered. */
 enum {
@@ -86,7 +95,23 @@ typedef struct limit_rec {
     uint64_t count;
 } limit_rec;
 
+typedef struct awl_rec {
+    uint8_t  version;
+    uint8_t  pad[3];
+    uint32_t count;             /* notes: how often the user wrote to it */
+    int64_t  first, last;       /* µs; alive until last + awl_lifetime */
+} awl_rec;
+
+typedef struct awl_user_rec {
+    uint8_t  version;
+    uint8_t  pad[3];
+    uint32_t count;             /* at least the user's live addresses */
+    int64_t  last;              /* the user's last note */
+} awl_user_rec;
+
 _Static_assert(sizeof(grey_rec) == 32, "grey_rec layout");
+_Static_assert(sizeof(awl_rec) == 24, "awl_rec layout");
+_Static_assert(sizeof(awl_user_rec) == 16, "awl_user_rec layout");
 _Static_assert(sizeof(intr_rec) == 104, "intr_rec layout");
 _Static_assert(sizeof(limit_rec) == 32, "limit_rec layout");
 
@@ -119,6 +144,8 @@ void policy_settings_read(policy_settings *ps, const config_t *cfg)
     ps->rset_limit = (unsigned)config_int(cfg, "intrusion_rset_limit");
     ps->size_limit = config_size(cfg, "intrusion_message_size_limit");
     ps->block_on_dnsbl = config_bool(cfg, "intrusion_dnsbl");
+    ps->awl_lifetime = config_time_ms(cfg, "spam_auto_whitelist_lifetime") * 1000;
+    ps->awl_max = AWL_PER_USER_MAX;
 }
 
 /* ------------------------------------------------------------ environment */
@@ -692,6 +719,220 @@ static void limit_count(policy_state_t *s, const PolicyRequest *req, int64_t now
     answer(reply, CORREIO__POLICY_ACTION__POLICY_OK, "", NULL);
 }
 
+/* ------------------------------------------------------------ auto-whitelist */
+
+/* awl_addr - src as the auto-whitelist stores it: lower case, 1 to
+ * AWL_ADDR_MAX bytes, no space or control character (so that "USER
+ * ADDRESS" splits at its one space).  false when it is not such. */
+static bool awl_addr(const char *src, char *dst, size_t size)
+{
+    size_t len = src ? strlen(src) : 0;
+
+    if (len == 0 || len > AWL_ADDR_MAX || len >= size)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+
+        if (c <= ' ' || c == 0x7f)
+            return false;
+        dst[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    dst[len] = 0;
+    return true;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* awl_alive - does an address noted at last still count at now? */
+static bool awl_alive(int64_t last, const policy_settings *ps, int64_t now)
+{
+    return now - last <= ps->awl_lifetime;
+}
+
+/* awl_prune - count the user's addresses afresh, deleting the expired
+ * ones and, past ps->awl_max, the ones written to longest ago (down to
+ * 15/16 of the bound, so that the next prune is max/16 notes away; keep
+ * is never dropped).  Returns how many are left. */
+static uint32_t awl_prune(policy_state_t *s, const policy_settings *ps, const char *user,
+                          const char *keep, int64_t now, const char *sess)
+{
+    unsigned max = ps->awl_max ? ps->awl_max : AWL_PER_USER_MAX;
+    char prefix[AWL_ADDR_MAX + 2], ubuf[AWL_ADDR_MAX + 8];
+    size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "%s ", user);
+    size_t n = 0, cap = 0, expired = 0, dropped = 0;
+    int64_t *lasts = NULL;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t threshold = 0;
+        size_t lt = 0, eq_budget = 0, drop = 0;
+
+        if (pass == 1) {
+            if (n <= max)
+                break;
+            int64_t *sorted = xmalloc(n * sizeof(*sorted));
+
+            memcpy(sorted, lasts, n * sizeof(*sorted));
+            qsort(sorted, n, sizeof(*sorted), cmp_i64);
+            drop = n - (max - max / 16);
+            threshold = sorted[drop - 1];
+            while (lt < n && sorted[lt] < threshold)
+                lt++;
+            eq_budget = drop - lt;
+            xfree(&sorted);
+        }
+        if ((rc = mdb_cursor_open(s->txn, s->dbi[T_AWL], &cur)) != 0)
+            break;
+        k.mv_size = plen;
+        k.mv_data = prefix;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            awl_rec e;
+            bool del;
+
+            memset(&e, 0, sizeof(e));
+            if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+                break;
+            if (v.mv_size == sizeof(e))
+                memcpy(&e, v.mv_data, sizeof(e));
+            if (pass == 0) {
+                del = v.mv_size != sizeof(e) || e.version != REC_VERSION
+                      || !awl_alive(e.last, ps, now);
+            } else if (e.last < threshold) {
+                del = true;
+            } else if (e.last == threshold && eq_budget > 0
+                       && !(k.mv_size == strlen(keep) && memcmp(k.mv_data, keep, k.mv_size) == 0)) {
+                del = true;
+                eq_budget--;
+            } else {
+                del = false;
+            }
+            if (del) {
+                if ((rc = mdb_cursor_del(cur, 0)) != 0)
+                    break;
+                if (pass == 0)
+                    expired++;
+                else
+                    dropped++;
+                continue;
+            }
+            if (pass == 0) {
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 256;
+                    lasts = xrealloc(lasts, cap * sizeof(*lasts));
+                }
+                lasts[n++] = e.last;
+            }
+        }
+        mdb_cursor_close(cur);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            break;
+        rc = 0;
+    }
+    xfree(&lasts);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        log_warn("policy: awl: cannot prune the addresses of a user: %s", mdb_strerror(rc));
+        if (s->rc == 0)
+            s->rc = rc;
+    }
+    log_info("policy: %s: awl: prune user=<%s> expired=%zu dropped=%zu left=%zu", sess,
+             printable(ubuf, sizeof(ubuf), user), expired, dropped, n - dropped);
+    return (uint32_t)(n - dropped);
+}
+
+/* awl_request - the user (from key "awl:USER") and the address of an
+ * auto-whitelist request, lower-cased; false after answering the error. */
+static bool awl_request(const PolicyRequest *req, const char *addr, char *user, char *address,
+                        size_t size, PolicyReply *reply)
+{
+    const char *key = req->key ? req->key : "";
+
+    if (strncmp(key, AWL_PREFIX, strlen(AWL_PREFIX)) != 0
+        || !awl_addr(key + strlen(AWL_PREFIX), user, size)) {
+        answer_error(reply, "an auto-whitelist key is awl:USER, USER an address");
+        return false;
+    }
+    if (!awl_addr(addr, address, size)) {
+        answer_error(reply, "not an address the auto-whitelist keeps");
+        return false;
+    }
+    return true;
+}
+
+/* awl_note - USER wrote to req->recipient: add or refresh it. */
+static void awl_note(policy_state_t *s, const policy_settings *ps, const PolicyRequest *req,
+                     int64_t now, const char *sess, PolicyReply *reply)
+{
+    char user[AWL_ADDR_MAX + 1], addr[AWL_ADDR_MAX + 1], key[2 * AWL_ADDR_MAX + 2];
+    char ubuf[AWL_ADDR_MAX + 8], abuf[AWL_ADDR_MAX + 8];
+    awl_user_rec u;
+    awl_rec e;
+    bool added;
+
+    if (!awl_request(req, req->recipient, user, addr, sizeof(user), reply))
+        return;
+    if (strcmp(user, addr) == 0) {      /* else spam "from" the user would pass */
+        answer(reply, CORREIO__POLICY_ACTION__POLICY_OK, "SELF", NULL);
+        return;
+    }
+    snprintf(key, sizeof(key), "%s %s", user, addr);
+    added = !rec_get(s, T_AWL, key, &e, sizeof(e)) || !awl_alive(e.last, ps, now);
+    if (added) {
+        memset(&e, 0, sizeof(e));
+        e.first = now;
+    }
+    e.last = now;
+    if (e.count < UINT32_MAX)
+        e.count++;
+    rec_put(s, T_AWL, key, &e, sizeof(e));
+    if (!rec_get(s, T_AWL, user, &u, sizeof(u)))
+        memset(&u, 0, sizeof(u));
+    u.last = now;
+    if (added && u.count < UINT32_MAX)
+        u.count++;
+    if (u.count > (ps->awl_max ? ps->awl_max : AWL_PER_USER_MAX))
+        u.count = awl_prune(s, ps, user, key, now, sess);
+    rec_put(s, T_AWL, user, &u, sizeof(u));
+    if (added)
+        log_info("policy: %s: awl: note user=<%s> address=<%s>", sess,
+                 printable(ubuf, sizeof(ubuf), user), printable(abuf, sizeof(abuf), addr));
+    answer(reply, CORREIO__POLICY_ACTION__POLICY_OK, added ? "AWL_NEW" : "AWL_REFRESHED", NULL);
+}
+
+/* awl_check - has USER written to req->sender lately?  OK yes, DEFER no. */
+static void awl_check(policy_state_t *s, const policy_settings *ps, const PolicyRequest *req,
+                      int64_t now, const char *sess, PolicyReply *reply)
+{
+    char user[AWL_ADDR_MAX + 1], addr[AWL_ADDR_MAX + 1], key[2 * AWL_ADDR_MAX + 2];
+    char ubuf[AWL_ADDR_MAX + 8], abuf[AWL_ADDR_MAX + 8];
+    awl_rec e;
+
+    if (req->sender == NULL || req->sender[0] == 0) {   /* <> is never on it */
+        answer(reply, CORREIO__POLICY_ACTION__POLICY_DEFER, "NULL_SENDER", NULL);
+        return;
+    }
+    if (!awl_request(req, req->sender, user, addr, sizeof(user), reply))
+        return;
+    snprintf(key, sizeof(key), "%s %s", user, addr);
+    if (strcmp(user, addr) != 0 && rec_get(s, T_AWL, key, &e, sizeof(e))
+        && awl_alive(e.last, ps, now)) {
+        reply->until = (uint64_t)(e.last + ps->awl_lifetime);
+        reply->count = e.count;
+        answer(reply, CORREIO__POLICY_ACTION__POLICY_OK, "AUTO_WHITELIST", NULL);
+        log_debug("policy: %s: awl: check user=<%s> sender=<%s> found", sess,
+                  printable(ubuf, sizeof(ubuf), user), printable(abuf, sizeof(abuf), addr));
+        return;
+    }
+    answer(reply, CORREIO__POLICY_ACTION__POLICY_DEFER, "", NULL);
+}
+
 /* ------------------------------------------------------------ administration */
 
 static int table_code(const char *name)
@@ -769,6 +1010,19 @@ static PolicyEntry *entry_of(int t, const MDB_val *k, const MDB_val *v,
         e->last = (uint64_t)l.last;
         e->until = (uint64_t)(l.window_start + LIMIT_WINDOW);
         e->count = limit_current(&l, 1, now);
+    } else if (t == T_AWL && v->mv_size == sizeof(awl_rec)) {
+        awl_rec a;                      /* a user's header (another size) is not listed */
+
+        memcpy(&a, v->mv_data, sizeof(a));
+        if (a.version != REC_VERSION)
+            return NULL;
+        e = xmalloc(sizeof(*e));
+        correio__policy_entry__init(e);
+        state = awl_alive(a.last, ps, now) ? "whitelisted" : "expired";
+        e->first = (uint64_t)a.first;
+        e->last = (uint64_t)a.last;
+        e->until = (uint64_t)(a.last + ps->awl_lifetime);
+        e->count = a.count;
     } else {
         return NULL;
     }
@@ -846,6 +1100,9 @@ static void admin_delete(policy_state_t *s, int t, const char *key, const char *
         } else {
             done = rec_del(s, t, key);       /* an unreadable record */
         }
+    } else if (t == T_AWL && strchr(key, ' ') == NULL) {
+        answer_error(reply, "an awl key is \"USER ADDRESS\"");  /* not a user's header */
+        return;
     } else {
         done = rec_del(s, t, key);
     }
@@ -934,7 +1191,7 @@ void policy_state_apply(policy_state_t *s, const policy_settings *ps, const Poli
     case CORREIO__POLICY_KIND__POLICY_LIST:
     case CORREIO__POLICY_KIND__POLICY_DELETE:
         if ((t = table_code(req->table)) < 0) {
-            answer_error(reply, "unknown table (greylist, intrusion or limits)");
+            answer_error(reply, "unknown table (greylist, intrusion, limits or awl)");
             return;
         }
         /* an administrator types an IPv6 address as it is */
@@ -964,6 +1221,12 @@ void policy_state_apply(policy_state_t *s, const policy_settings *ps, const Poli
         break;
     case CORREIO__POLICY_KIND__POLICY_SPAM_SEEN:
         spam_seen(s, ip, now, reply);
+        break;
+    case CORREIO__POLICY_KIND__POLICY_AWL_NOTE:
+        awl_note(s, ps, req, now, sess, reply);
+        break;
+    case CORREIO__POLICY_KIND__POLICY_AWL_CHECK:
+        awl_check(s, ps, req, now, sess, reply);
         break;
     case CORREIO__POLICY_KIND__POLICY_LIST:
         admin_list(s, ps, t, req, now, node, reply);
@@ -1027,6 +1290,20 @@ static bool dead(int t, const MDB_val *v, const policy_settings *ps, int64_t now
 
             if (r.ctr[c].start && now - r.ctr[c].start < window)
                 return false;
+        }
+        return true;
+    }
+    if (t == T_AWL) {                   /* an address, or its user's header */
+        awl_rec a;
+        awl_user_rec u;
+
+        if (v->mv_size == sizeof(a)) {
+            memcpy(&a, v->mv_data, sizeof(a));
+            return a.version != REC_VERSION || !awl_alive(a.last, ps, now);
+        }
+        if (v->mv_size == sizeof(u)) {  /* its addresses are all older */
+            memcpy(&u, v->mv_data, sizeof(u));
+            return u.version != REC_VERSION || !awl_alive(u.last, ps, now);
         }
         return true;
     }

@@ -1,6 +1,7 @@
 /* policy_state.h - the router's durable policy memory: greylisting
- * triplets, intrusion prevention per client IP, daily sending counters
- * and the spam history of client IPs, in one LMDB environment under
+ * triplets, intrusion prevention per client IP, daily sending counters,
+ * the spam history of client IPs and the auto-whitelist (the addresses
+ * each of our users wrote to), in one LMDB environment under
  * data_directory/router/ (one database each).
  *
  * Every decision is a pure function of the stored record, the request,
@@ -33,9 +34,16 @@ typedef struct policy_settings {
     unsigned rset_limit;          /* only "is the RSET rule on" (0: off) */
     long long size_limit;         /* only "is the SIZE rule on" (0: off) */
     bool     block_on_dnsbl;
+    int64_t  awl_lifetime;        /* spam_auto_whitelist_lifetime */
+    unsigned awl_max;             /* addresses kept per user (AWL_PER_USER_MAX) */
 } policy_settings;
 
-/* policy_settings_read - from cfg (greylist_*, intrusion_*). */
+/* Addresses the auto-whitelist keeps per user: past it, the ones written
+ * to longest ago go. */
+#define AWL_PER_USER_MAX 10000
+
+/* policy_settings_read - from cfg (greylist_*, intrusion_*,
+ * spam_auto_whitelist_lifetime). */
 void policy_settings_read(policy_settings *ps, const config_t *cfg);
 
 typedef struct policy_state policy_state_t;
@@ -65,6 +73,15 @@ void policy_state_sync(policy_state_t *s);
  * Logs one line per decision that is not a plain OK:
  *   "policy: SESSION: greylist: defer triplet=<...> reason=GREYLIST_NEW"
  *   "policy: SESSION: intrusion: block ip=1.2.3.4 reason=UNKNOWN_RCPT count=6 until=..."
+ * Auto-whitelist: AWL_NOTE and AWL_CHECK take key "awl:USER" and the
+ * address in recipient (NOTE) or sender (CHECK), both compared in lower
+ * case; NOTE answers OK with reason AWL_NEW, AWL_REFRESHED or SELF (the
+ * user's own address is never kept: spam forges it); CHECK answers OK
+ * (reason AUTO_WHITELIST, until, count) when USER wrote to the address
+ * within awl_lifetime, else DEFER; a null sender is never on it.  Past
+ * awl_max addresses per user the oldest go (logged "awl: prune").
+ * The awl table's records are keyed "USER ADDRESS" (LIST prefix "USER "
+ * lists one user's; DELETE takes that key).
  */
 void policy_state_apply(policy_state_t *s, const policy_settings *ps, const PolicyRequest *req,
                         int64_t now, const char *node, PolicyReply *reply);
@@ -72,7 +89,8 @@ void policy_reply_clear(PolicyReply *reply);
 
 /* policy_state_sweep - delete records that can no longer matter (greylist
  * triplets past their window or lifetime, intrusion records neither
- * blocked nor counting, counters of past windows), at most max of them;
+ * blocked nor counting, counters of past windows, auto-whitelist
+ * addresses past awl_lifetime), at most max of them;
  * in its own transaction.  Returns how many went. */
 unsigned policy_state_sweep(policy_state_t *s, const policy_settings *ps, int64_t now,
                             unsigned max);

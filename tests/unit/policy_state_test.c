@@ -2,8 +2,10 @@
  * greylisting (new, early, passed, known, expired retry, pass lifetime),
  * each intrusion rule triggered at its limit and expired after its block
  * time, the connection rate per minute, spam traps, spam history,
- * sending limits and their day window, the administration kinds, the
- * sweep, a full map, and a reopened environment that finds its state. */
+ * sending limits and their day window, the auto-whitelist (note, check,
+ * expiry, the per-user bound, its listing), the administration kinds,
+ * the sweep, a full map, and a reopened environment that finds its
+ * state. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -48,6 +50,8 @@ static void defaults(policy_settings *ps)
     ps->rset_limit = 20;
     ps->size_limit = 100 * 1024 * 1024;
     ps->block_on_dnsbl = true;
+    ps->awl_lifetime = 180 * 86400 * S;
+    ps->awl_max = AWL_PER_USER_MAX;
 }
 
 static int setup(void **state)
@@ -529,6 +533,225 @@ static size_t count_entries(fixture *f, const char *table, int64_t now)
     return n;
 }
 
+/* ------------------------------------------------------------ auto-whitelist */
+
+#define NOTE(u_, a_)  ((q){.kind = CORREIO__POLICY_KIND__POLICY_AWL_NOTE, .key = (u_), \
+                           .recipient = (a_)})
+#define CHECK(u_, s_) ((q){.kind = CORREIO__POLICY_KIND__POLICY_AWL_CHECK, .key = (u_), \
+                           .sender = (s_)})
+#define ALICE         "awl:alice@example.org"
+
+static void test_awl_note_check(void **state)
+{
+    fixture *f = *state;
+    char longaddr[300];
+    PolicyReply r;
+
+    expect(f, CHECK(ALICE, "bob@remote.example"), T0, P_DEFER, "");
+    expect(f, NOTE("awl:Alice@Example.ORG", "Bob@Remote.Example"), T0, P_OK, "AWL_NEW");
+    /* compared in lower case, exact address */
+    r = ask(f, CHECK(ALICE, "bob@remote.example"), T0 + S);
+    assert_int_equal(r.action, P_OK);
+    assert_string_equal(r.reason, "AUTO_WHITELIST");
+    assert_int_equal(r.until, T0 + 180 * 86400 * S);
+    assert_int_equal(r.count, 1);
+    policy_reply_clear(&r);
+    expect(f, CHECK("awl:ALICE@example.org", "BOB@remote.EXAMPLE"), T0, P_OK, "AUTO_WHITELIST");
+    expect(f, CHECK(ALICE, "bob@remote.example.net"), T0, P_DEFER, "");
+    expect(f, CHECK(ALICE, "bob@remote.exampl"), T0, P_DEFER, "");
+    expect(f, CHECK(ALICE, "ob@remote.example"), T0, P_DEFER, "");
+    expect(f, CHECK(ALICE, "carol@remote.example"), T0, P_DEFER, "");
+    /* another user has not written to bob */
+    expect(f, CHECK("awl:carol@example.org", "bob@remote.example"), T0, P_DEFER, "");
+    /* the null sender is never on it */
+    expect(f, CHECK(ALICE, ""), T0, P_DEFER, "NULL_SENDER");
+    /* writing again refreshes */
+    expect(f, NOTE(ALICE, "bob@remote.example"), T0 + 2 * S, P_OK, "AWL_REFRESHED");
+    r = ask(f, CHECK(ALICE, "bob@remote.example"), T0 + 3 * S);
+    assert_int_equal(r.count, 2);
+    assert_int_equal(r.until, T0 + 2 * S + 180 * 86400 * S);
+    policy_reply_clear(&r);
+    /* writing to oneself whitelists nothing: spam forges the user as sender */
+    expect(f, NOTE(ALICE, "ALICE@example.org"), T0, P_OK, "SELF");
+    expect(f, CHECK(ALICE, "alice@example.org"), T0, P_DEFER, "");
+
+    /* bad requests: a clear error, nothing stored */
+    expect(f, NOTE("alice@example.org", "bob@remote.example"), T0, P_ERROR, "ERROR");
+    expect(f, NOTE("awl:", "bob@remote.example"), T0, P_ERROR, "ERROR");
+    expect(f, NOTE("awl:a b@example.org", "bob@remote.example"), T0, P_ERROR, "ERROR");
+    expect(f, NOTE(ALICE, ""), T0, P_ERROR, "ERROR");
+    expect(f, NOTE(ALICE, "bob @remote.example"), T0, P_ERROR, "ERROR");
+    expect(f, NOTE(ALICE, "bob\r\n@remote.example"), T0, P_ERROR, "ERROR");
+    memset(longaddr, 'x', sizeof(longaddr) - 1);
+    longaddr[sizeof(longaddr) - 1] = 0;
+    memcpy(longaddr + 250, "@x.example", 10);
+    expect(f, NOTE(ALICE, longaddr), T0, P_ERROR, "ERROR");
+    expect(f, CHECK(ALICE, longaddr), T0, P_ERROR, "ERROR");
+    longaddr[254] = 0;                                  /* 254 bytes: kept */
+    expect(f, NOTE(ALICE, longaddr), T0, P_OK, "AWL_NEW");
+    expect(f, CHECK(ALICE, longaddr), T0, P_OK, "AUTO_WHITELIST");
+    expect(f, CHECK("awl:bob@remote.example", "alice@example.org"), T0, P_DEFER, "");
+    /* UTF-8 addresses (SMTPUTF8) are kept as they are */
+    expect(f, NOTE(ALICE, "j\xc3\xb6rg@b\xc3\xbc" "cher.example"), T0, P_OK, "AWL_NEW");
+    expect(f, CHECK(ALICE, "j\xc3\xb6rg@b\xc3\xbc" "cher.example"), T0, P_OK, "AUTO_WHITELIST");
+}
+
+static void test_awl_expiry(void **state)
+{
+    fixture *f = *state;
+    int64_t life = 180 * 86400 * S;
+    q list = {.kind = CORREIO__POLICY_KIND__POLICY_LIST, .table = "awl"};
+    PolicyReply r;
+
+    expect(f, NOTE(ALICE, "bob@remote.example"), T0, P_OK, "AWL_NEW");
+    expect(f, NOTE(ALICE, "dave@remote.example"), T0, P_OK, "AWL_NEW");
+    expect(f, CHECK(ALICE, "bob@remote.example"), T0 + life, P_OK, "AUTO_WHITELIST");
+    expect(f, CHECK(ALICE, "bob@remote.example"), T0 + life + 1, P_DEFER, "");
+    /* dave is written to again on day 100: alive 180 days from then */
+    expect(f, NOTE(ALICE, "dave@remote.example"), T0 + 100 * 86400 * S, P_OK, "AWL_REFRESHED");
+    expect(f, CHECK(ALICE, "dave@remote.example"), T0 + life + 1, P_OK, "AUTO_WHITELIST");
+    expect(f, CHECK(ALICE, "dave@remote.example"), T0 + 100 * 86400 * S + life + 1, P_DEFER,
+           "");
+    /* listed as expired until the sweep takes it */
+    r = ask(f, list, T0 + life + 1);
+    assert_int_equal(r.n_entries, 2);
+    assert_non_null(find_entry(&r, "alice@example.org bob@remote.example"));
+    assert_string_equal(find_entry(&r, "alice@example.org bob@remote.example")->state,
+                        "expired");
+    assert_string_equal(find_entry(&r, "alice@example.org dave@remote.example")->state,
+                        "whitelisted");
+    policy_reply_clear(&r);
+    /* the sweep: bob (expired) goes, dave and alice's header stay */
+    assert_int_equal(policy_state_sweep(f->s, &f->ps, T0 + life + 1, 1000), 1);
+    assert_int_equal(count_entries(f, "awl", T0 + life + 1), 1);
+    /* an expired address written to again is new */
+    expect(f, NOTE(ALICE, "bob@remote.example"), T0 + life + 2, P_OK, "AWL_NEW");
+    r = ask(f, CHECK(ALICE, "bob@remote.example"), T0 + life + 3);
+    assert_int_equal(r.action, P_OK);
+    assert_int_equal(r.count, 1);
+    policy_reply_clear(&r);
+    /* much later everything goes, the user's header too */
+    assert_int_equal(policy_state_sweep(f->s, &f->ps, T0 + 3 * life, 1000), 3);
+    assert_int_equal(count_entries(f, "awl", T0 + 3 * life), 0);
+    assert_int_equal(policy_state_sweep(f->s, &f->ps, T0 + 3 * life, 1000), 0);
+    /* and a new note starts afresh */
+    expect(f, NOTE(ALICE, "bob@remote.example"), T0 + 3 * life, P_OK, "AWL_NEW");
+    expect(f, CHECK(ALICE, "bob@remote.example"), T0 + 3 * life, P_OK, "AUTO_WHITELIST");
+}
+
+/* count_user - how many addresses LIST shows for the user (key prefix). */
+static size_t count_user(fixture *f, const char *user, int64_t now)
+{
+    char prefix[300];
+    q list = {.kind = CORREIO__POLICY_KIND__POLICY_LIST, .table = "awl", .key = prefix};
+    PolicyReply r;
+    size_t n;
+
+    snprintf(prefix, sizeof(prefix), "%s ", user);
+    r = ask(f, list, now);
+    n = r.n_entries;
+    policy_reply_clear(&r);
+    return n;
+}
+
+static void test_awl_bound(void **state)
+{
+    fixture *f = *state;
+    char addr[64];
+
+    /* a small bound: the addresses written to longest ago go */
+    f->ps.awl_max = 32;
+    expect(f, NOTE("awl:carol@example.org", "x@remote.example"), T0, P_OK, "AWL_NEW");
+    for (int i = 0; i < 40; i++) {
+        snprintf(addr, sizeof(addr), "a%02d@remote.example", i);
+        expect(f, NOTE(ALICE, addr), T0 + (i + 1) * S, P_OK, "AWL_NEW");
+        assert_true(count_user(f, "alice@example.org", T0 + (i + 1) * S) <= 32);
+    }
+    /* the 33rd address made it prune down to 30 (15/16 of 32), and so
+     * did the 36th and the 39th: the 31 newest are left */
+    assert_int_equal(count_user(f, "alice@example.org", T0 + 41 * S), 31);
+    expect(f, CHECK(ALICE, "a00@remote.example"), T0 + 41 * S, P_DEFER, "");
+    expect(f, CHECK(ALICE, "a08@remote.example"), T0 + 41 * S, P_DEFER, "");
+    expect(f, CHECK(ALICE, "a09@remote.example"), T0 + 41 * S, P_OK, "AUTO_WHITELIST");
+    expect(f, CHECK(ALICE, "a39@remote.example"), T0 + 41 * S, P_OK, "AUTO_WHITELIST");
+    /* a refreshed old address is young again and stays */
+    expect(f, NOTE(ALICE, "a09@remote.example"), T0 + 42 * S, P_OK, "AWL_REFRESHED");
+    for (int i = 40; i < 43; i++) {
+        snprintf(addr, sizeof(addr), "a%02d@remote.example", i);
+        expect(f, NOTE(ALICE, addr), T0 + (i + 3) * S, P_OK, "AWL_NEW");
+    }
+    assert_int_equal(count_user(f, "alice@example.org", T0 + 50 * S), 31);
+    expect(f, CHECK(ALICE, "a09@remote.example"), T0 + 50 * S, P_OK, "AUTO_WHITELIST");
+    expect(f, CHECK(ALICE, "a10@remote.example"), T0 + 50 * S, P_DEFER, "");
+    expect(f, CHECK(ALICE, "a12@remote.example"), T0 + 50 * S, P_DEFER, "");
+    expect(f, CHECK(ALICE, "a13@remote.example"), T0 + 50 * S, P_OK, "AUTO_WHITELIST");
+    /* other users are untouched */
+    assert_int_equal(count_user(f, "carol@example.org", T0 + 50 * S), 1);
+
+    /* the real bound, all in one batch at one time (every address as
+     * old as the others): never more than AWL_PER_USER_MAX, the last
+     * one noted always kept */
+    PolicyRequest req = CORREIO__POLICY_REQUEST__INIT;
+    PolicyReply reply = CORREIO__POLICY_REPLY__INIT;
+
+    f->ps.awl_max = AWL_PER_USER_MAX;
+    req.version = WIRE_VERSION;
+    req.kind = CORREIO__POLICY_KIND__POLICY_AWL_NOTE;
+    req.key = "awl:dave@example.org";
+    req.recipient = addr;
+    assert_int_equal(policy_state_begin(f->s), 0);
+    for (int i = 0; i <= AWL_PER_USER_MAX; i++) {
+        snprintf(addr, sizeof(addr), "r%05d@remote.example", i);
+        policy_state_apply(f->s, &f->ps, &req, T0, NODE, &reply);
+        assert_int_equal(reply.action, P_OK);
+        policy_reply_clear(&reply);
+    }
+    assert_int_equal(policy_state_commit(f->s), 0);
+    assert_int_equal(count_user(f, "dave@example.org", T0),
+                     AWL_PER_USER_MAX - AWL_PER_USER_MAX / 16);
+    snprintf(addr, sizeof(addr), "r%05d@remote.example", AWL_PER_USER_MAX);
+    expect(f, CHECK("awl:dave@example.org", addr), T0, P_OK, "AUTO_WHITELIST");
+}
+
+static void test_awl_admin(void **state)
+{
+    fixture *f = *state;
+    q list = {.kind = CORREIO__POLICY_KIND__POLICY_LIST, .table = "awl",
+              .key = "alice@example.org "};
+    q del = {.kind = CORREIO__POLICY_KIND__POLICY_DELETE, .table = "awl",
+             .key = "alice@example.org bob@remote.example"};
+    q del_header = {.kind = CORREIO__POLICY_KIND__POLICY_DELETE, .table = "awl",
+                    .key = "alice@example.org"};
+    PolicyReply r;
+    PolicyEntry *e;
+
+    expect(f, NOTE(ALICE, "bob@remote.example"), T0, P_OK, "AWL_NEW");
+    expect(f, NOTE(ALICE, "bob@remote.example"), T0 + 5 * S, P_OK, "AWL_REFRESHED");
+    expect(f, NOTE(ALICE, "dave@remote.example"), T0, P_OK, "AWL_NEW");
+    expect(f, NOTE("awl:alice@example.org.uk", "eve@remote.example"), T0, P_OK, "AWL_NEW");
+    /* one user's: the prefix "USER " leaves out alice@example.org.uk */
+    r = ask(f, list, T0 + 6 * S);
+    assert_int_equal(r.action, P_OK);
+    assert_int_equal(r.n_entries, 2);
+    assert_non_null(e = find_entry(&r, "alice@example.org bob@remote.example"));
+    assert_string_equal(e->state, "whitelisted");
+    assert_int_equal(e->first, T0);
+    assert_int_equal(e->last, T0 + 5 * S);
+    assert_int_equal(e->until, T0 + 5 * S + 180 * 86400 * S);
+    assert_int_equal(e->count, 2);
+    assert_string_equal(e->node, NODE);
+    policy_reply_clear(&r);
+    /* every user's; the users' own records are never listed */
+    assert_int_equal(count_entries(f, "awl", T0), 3);
+
+    expect(f, del, T0, P_OK, "");
+    expect(f, CHECK(ALICE, "bob@remote.example"), T0, P_DEFER, "");
+    expect(f, CHECK(ALICE, "dave@remote.example"), T0, P_OK, "AUTO_WHITELIST");
+    expect(f, del, T0, P_ERROR, "NOT_FOUND");
+    expect(f, del_header, T0, P_ERROR, "ERROR");
+    expect(f, NOTE(ALICE, "bob@remote.example"), T0, P_OK, "AWL_NEW");
+}
+
 static void test_sweep(void **state)
 {
     fixture *f = *state;
@@ -714,6 +937,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_awl_note_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_awl_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_awl_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_awl_admin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
         cmocka_unit_test(test_open_failure),
