@@ -5,12 +5,14 @@
 #include <zmq.h>
 
 #include "admin.h"
+#include "cidr.h"
 #include "classify_loop.h"
 #include "dns.h"
 #include "dns_cache.h"
 #include "log.h"
 #include "mime.h"
 #include "spam_headers.h"
+#include "spam_reasons.h"
 #include "test_dns.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -32,6 +34,9 @@ typedef struct job {
     test_dns_t  *dns;
     int64_t      deadline;     /* monotonic ms */
     bool         ready;        /* every answer is in */
+    char        *header_from;  /* the verdict's facts (spam_headers.h) */
+    const char  *bypass;       /* "size", "outbound" (not scanned) or "" */
+    bool         outbound, act;
     struct job  *prev, *next;
 } job;
 
@@ -56,6 +61,9 @@ typedef struct loop {
     test_dns_config    lists;
     int64_t            time_limit;
     size_t             concurrency;
+    cidr_list_t       *mynetworks;     /* outbound mail comes from here */
+    long long          size_limit;     /* spam_scan_size_limit, 0: none */
+    const char        *outbound_scan;  /* spam_outbound_scan: scan, mark, skip */
     job               *jobs;   /* in flight, newest first */
     size_t             n_jobs, n_ready;
     frame             *out_head, **out_tail;
@@ -96,6 +104,16 @@ static void loop_configure(loop *lp, const config_t *cfg)
 
     lp->time_limit = config_time_ms(cfg, "spam_scan_time_limit");
     lp->concurrency = (size_t)config_int(cfg, "classifier_concurrency");
+    lp->size_limit = config_size(cfg, "spam_scan_size_limit");
+    lp->outbound_scan = config_str(cfg, "spam_outbound_scan");
+    cidr_list_t *nets = cidr_list_parse(config_list(cfg, "mynetworks"), &err);
+    if (nets) {
+        cidr_list_free(&lp->mynetworks);
+        lp->mynetworks = nets;
+    } else {
+        log_warn("mynetworks: %s; keeping the previous networks", err ? err : "bad value");
+        xfree(&err);
+    }
     if (!test_dns_config_load(cfg, &lists, &err)) {
         if (!lp->dns)
             log_fatal("%s", err);
@@ -167,6 +185,7 @@ static void job_free(loop *lp, job *j)
     if (j->ready)
         lp->n_ready--;
     test_dns_free(&j->dns);
+    xfree(&j->header_from);
     for (size_t i = 0; i < j->n_hits; i++)
         xfree((char **)&j->hits[i].name);
     xfree(&j->hits);
@@ -179,10 +198,11 @@ static void job_finish(loop *lp, job *j, bool timed_out)
 {
     scoring_result r = {.required = j->required};
     double score;
-    const char *spf_hdrs = test_dns_headers(j->dns);
+    const char *spf_hdrs = j->dns ? test_dns_headers(j->dns) : NULL;
     size_t n = j->env->n_prepend_headers;
 
-    test_dns_hits(j->dns, lp->scoring, job_add_hit, j);
+    if (j->dns)
+        test_dns_hits(j->dns, lp->scoring, job_add_hit, j);
     if (timed_out) {
         lp->n_timeout++;
         if (scoring_hit_score(lp->scoring, "SCAN_TIMEOUT", &score))
@@ -192,12 +212,16 @@ static void job_finish(loop *lp, job *j, bool timed_out)
     r.n_hits = j->n_hits;
     for (size_t i = 0; i < r.n_hits; i++)
         r.score += r.hits[i].score;
-    r.is_spam = r.score >= r.required;
+    r.is_spam = !j->bypass[0] && r.score >= r.required;
 
     char *tests = scoring_tests_text(&r);
-    log_info("%s: classified score=%.1f spam=%s tests=%s%s", j->env->queue_id, r.score,
-             r.is_spam ? "yes" : "no", tests, timed_out ? " (scan timeout)" : "");
+    log_info("%s: classified score=%.1f spam=%s tests=%s%s%s%s", j->env->queue_id, r.score,
+             r.is_spam ? "yes" : "no", tests, j->bypass[0] ? " bypass=" : "", j->bypass,
+             timed_out ? " (scan timeout)" : "");
     xfree(&tests);
+    char *reasons = spam_reasons_format(r.hits, r.n_hits, scoring_known, NULL);
+    spam_facts facts = {.reasons = reasons, .header_from = j->header_from, .bypass = j->bypass,
+                        .outbound = j->outbound, .act = j->act};
 
     /* The SPF header fields go before the X-Spam ones. */
     Envelope copy = *j->env;
@@ -211,8 +235,9 @@ static void job_finish(loop *lp, job *j, bool timed_out)
     }
     copy.prepend_headers = hdrs;
     size_t len;
-    uint8_t *out = spam_headers_pack(&copy, &r, lp->st->hostname, &len);
+    uint8_t *out = spam_headers_pack(&copy, &r, &facts, lp->st->hostname, &len);
     xfree(&hdrs);
+    xfree(&reasons);
     if (r.is_spam)
         lp->n_spam++;
     lp->n_passed++;
@@ -220,8 +245,47 @@ static void job_finish(loop *lp, job *j, bool timed_out)
     job_free(lp, j);
 }
 
+/* loop_outbound - is env from our own users: authenticated, sent to a
+ * submission listener, or from mynetworks?  Fetched mail and bounces
+ * are inbound whatever address handed them over. */
+static bool loop_outbound(const loop *lp, const Envelope *env)
+{
+    const Client *cl = env->client;
+    const char *listener = cl && cl->listener ? cl->listener : "";
+
+    if (!cl)
+        return false;
+    if (cl->auth_user && cl->auth_user[0])
+        return true;
+    if (strcmp(listener, "submission") == 0 || strcmp(listener, "submissions") == 0)
+        return true;
+    if (strcmp(listener, "fetch") == 0 || strcmp(listener, "bounce") == 0)
+        return false;
+    return lp->mynetworks && cl->ip && cl->ip[0] && cidr_list_match_text(lp->mynetworks, cl->ip);
+}
+
+/* loop_facts - outbound or not, scanned or not (and why), acted on or
+ * not: spam_outbound_scan and spam_scan_size_limit. */
+static void loop_facts(const loop *lp, job *j)
+{
+    const Envelope *env = j->env;
+    size_t size = env->body.data ? env->body.len : 0;
+
+    j->outbound = loop_outbound(lp, env);
+    j->bypass = "";
+    j->act = !j->outbound || strcmp(lp->outbound_scan, "scan") == 0;
+    if (j->outbound && strcmp(lp->outbound_scan, "skip") == 0)
+        j->bypass = "outbound";
+    else if (lp->size_limit > 0 && size > (unsigned long long)lp->size_limit)
+        j->bypass = "size";
+    if (j->bypass[0])
+        j->act = false;
+    j->header_from = spam_reasons_header_from((const char *)env->body.data, size);
+}
+
 /* loop_start - decode one frame, run the synchronous tests and start the
- * lookups; a message with nothing to ask is finished at once. */
+ * lookups; a message with nothing to ask is finished at once, and so is
+ * one that is not scanned (loop_facts). */
 static void loop_start(loop *lp, const void *data, size_t len)
 {
     Envelope *env = wire_unpack_envelope(data, len, lp->st->name);
@@ -242,6 +306,12 @@ static void loop_start(loop *lp, const void *data, size_t len)
     lp->jobs = j;
     lp->n_jobs++;
 
+    loop_facts(lp, j);
+    if (j->bypass[0]) {
+        j->required = config_number(lp->st->cfg, "spam_required_score");
+        job_finish(lp, j, false);
+        return;
+    }
     mime_parse((const char *)env->body.data, env->body.data ? env->body.len : 0, &mime);
     scoring_run_mime(lp->scoring, env, &mime, &r);
     j->required = r.required;
@@ -367,6 +437,7 @@ static void loop_close(loop *lp)
     dns_free(&lp->dns);
     dns_cache_free(&lp->cache);
     test_dns_config_free(&lp->lists);
+    cidr_list_free(&lp->mynetworks);
     void *socks[] = {lp->in, lp->out, lp->admin};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
         if (zmq_close(socks[i]) != 0)

@@ -5,30 +5,47 @@
 #include "spam_headers.h"
 #include "xalloc.h"
 
-void spam_headers_format(const scoring_result *r, buf_t *score_hdr, buf_t *status_hdr)
+void spam_headers_format_bypass(const scoring_result *r, const char *bypass, buf_t *score_hdr,
+                                buf_t *status_hdr)
 {
     char *tests = scoring_tests_text(r);
     buf_printf(score_hdr, "X-Spam-Score: %.1f\r\n", r->score);
-    buf_printf(status_hdr, "X-Spam-Status: %s, score=%.1f required=%.1f tests=%s\r\n",
-               r->is_spam ? "Yes" : "No", r->score, r->required, tests);
+    buf_printf(status_hdr, "X-Spam-Status: %s, score=%.1f required=%.1f tests=%s%s%s\r\n",
+               r->is_spam ? "Yes" : "No", r->score, r->required, tests,
+               bypass && bypass[0] ? " bypass=" : "", bypass ? bypass : "");
     xfree(&tests);
 }
 
-uint8_t *spam_headers_pack(const Envelope *env, const scoring_result *r,
-                           const char *node, size_t *len)
+void spam_headers_format(const scoring_result *r, buf_t *score_hdr, buf_t *status_hdr)
 {
+    spam_headers_format_bypass(r, NULL, score_hdr, status_hdr);
+}
+
+uint8_t *spam_headers_pack(const Envelope *env, const scoring_result *r,
+                           const spam_facts *facts, const char *node, size_t *len)
+{
+    static const char flag[] = "X-Spam-Flag: YES\r\n";
+    static const spam_facts inbound = {.reasons = "", .header_from = "", .bypass = "",
+                                       .act = true};
     buf_t score_hdr = BUF_INIT, status_hdr = BUF_INIT;
-    spam_headers_format(r, &score_hdr, &status_hdr);
+
+    if (!facts)
+        facts = &inbound;
+    spam_headers_format_bypass(r, facts->bypass, &score_hdr, &status_hdr);
 
     /* The prepend list: what earlier stages added, then ours. */
-    size_t n = env->n_prepend_headers;
-    ProtobufCBinaryData *hdrs = xcalloc(n + 2, sizeof *hdrs);
+    size_t n = env->n_prepend_headers, k = n;
+    ProtobufCBinaryData *hdrs = xcalloc(n + 3, sizeof *hdrs);
     if (n)
         memcpy(hdrs, env->prepend_headers, n * sizeof *hdrs);
-    hdrs[n].data = (uint8_t *)score_hdr.data;
-    hdrs[n].len = score_hdr.len;
-    hdrs[n + 1].data = (uint8_t *)status_hdr.data;
-    hdrs[n + 1].len = status_hdr.len;
+    hdrs[k].data = (uint8_t *)score_hdr.data;
+    hdrs[k++].len = score_hdr.len;
+    hdrs[k].data = (uint8_t *)status_hdr.data;
+    hdrs[k++].len = status_hdr.len;
+    if (r->is_spam) {
+        hdrs[k].data = (uint8_t *)flag;
+        hdrs[k++].len = sizeof flag - 1;
+    }
 
     Verdict verdict = CORREIO__VERDICT__INIT;
     char **hits = xcalloc(r->n_hits + 1, sizeof *hits);
@@ -40,9 +57,14 @@ uint8_t *spam_headers_pack(const Envelope *env, const scoring_result *r,
     verdict.n_hits = r->n_hits;
     verdict.hits = hits;
     verdict.classifier = (char *)node;
+    verdict.reasons = (char *)(facts->reasons ? facts->reasons : "");
+    verdict.header_from = (char *)(facts->header_from ? facts->header_from : "");
+    verdict.bypass = (char *)(facts->bypass ? facts->bypass : "");
+    verdict.outbound = facts->outbound;
+    verdict.act = facts->act;
 
     Envelope copy = *env;          /* shallow: shares everything else */
-    copy.n_prepend_headers = n + 2;
+    copy.n_prepend_headers = k;
     copy.prepend_headers = hdrs;
     copy.verdict = &verdict;
     uint8_t *out = wire_pack_envelope(&copy, len);

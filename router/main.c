@@ -3,6 +3,7 @@
  * to delivery; an envelope lost here is sent again by the ingress.  A
  * thread answers the ingresses' policy questions (policy_server.c) out
  * of the policy state, the one thing the router owns. */
+#include "awl.h"
 #include "log.h"
 #include "pass_stage.h"
 #include "policy_server.h"
@@ -16,7 +17,23 @@ typedef struct router {
     routing_t *routing;     /* the tables of the configuration in use */
     policy_server_t *policy;
     spam_history_t *spam;   /* NULL unless greylist_adaptive */
+    awl_t     *awl;         /* NULL unless spam_auto_whitelist */
 } router_t;
+
+/* router_whitelisted - routing's question to the auto-whitelist. */
+static bool router_whitelisted(void *ctx, const char *user, const char *sender)
+{
+    router_t *rt = ctx;
+    return awl_check(rt->awl, user, sender);
+}
+
+/* router_outbound - mail of our own users: authenticated, or what the
+ * classifier called outbound (submission, mynetworks). */
+static bool router_outbound(const Envelope *env)
+{
+    return (env->verdict && env->verdict->outbound)
+           || (env->client && env->client->auth_user && env->client->auth_user[0]);
+}
 
 /* router_transform - every recipient routed; routing reads the current
  * configuration per envelope, its tables notice file changes by
@@ -26,6 +43,8 @@ static uint8_t *router_transform(void *ctx, const Envelope *env, size_t *len)
     router_t *rt = ctx;
 
     spam_history_note(rt->spam, env);
+    if (router_outbound(env))
+        awl_note_outbound(rt->awl, env);
     return routing_route_envelope(rt->routing, env, rt->st->cfg, len);
 }
 
@@ -40,6 +59,8 @@ static void router_reload(void *ctx, const config_t *cfg)
     policy_server_reload(rt->policy, cfg);
     spam_history_free(&rt->spam);
     rt->spam = spam_history_new(rt->st->zctx, cfg);
+    awl_free(&rt->awl);
+    rt->awl = awl_new(rt->st->zctx, cfg);
     if (!fresh) {
         log_warn("reload: %s; the routing tables in use stay", err);
         xfree(&err);
@@ -47,6 +68,7 @@ static void router_reload(void *ctx, const config_t *cfg)
     }
     routing_close(&rt->routing);
     rt->routing = fresh;
+    routing_set_whitelist(rt->routing, router_whitelisted, rt);
 }
 
 int main(int argc, char **argv)
@@ -70,7 +92,10 @@ int main(int argc, char **argv)
         log_fatal("%s", err);
     rt.policy = policy_server_start(&st);
     rt.spam = spam_history_new(st.zctx, st.cfg);
+    rt.awl = awl_new(st.zctx, st.cfg);
+    routing_set_whitelist(rt.routing, router_whitelisted, &rt);
     pass_stage_run(&st, &ops, &rt);
+    awl_free(&rt.awl);
     spam_history_free(&rt.spam);
     policy_server_stop(&rt.policy);
     routing_close(&rt.routing);

@@ -14,6 +14,7 @@
 #include "map.h"
 #include "relayhost.h"
 #include "routing.h"
+#include "spam_action.h"
 #include "transport.h"
 #include "users.h"
 #include "xalloc.h"
@@ -24,6 +25,9 @@ struct routing {
     users_t *users;         /* users_file: local accounts */
     alias_t *aliases;       /* virtual_alias_maps, alias_maps */
     content_filter_t *filters;  /* content_filters_file, or NULL */
+    spam_action_t *actions;     /* spam_action_maps */
+    routing_whitelist_fn whitelisted;   /* the auto-whitelist, or NULL */
+    void    *whitelist_ctx;
 };
 
 /* routing_lower - lower-cased copy of n bytes. */
@@ -124,6 +128,10 @@ routing_t *routing_open(const config_t *cfg, char **err)
             return NULL;
         }
     }
+    if ((r->actions = spam_action_open(cfg, err)) == NULL) {
+        routing_close(&r);
+        return NULL;
+    }
     char *users_path = config_path(cfg, "users_file");
     r->users = users_open(users_path);
     xfree(&users_path);
@@ -141,7 +149,14 @@ void routing_close(routing_t **rp)
     users_close(&r->users);
     alias_close(&r->aliases);
     content_filter_free(&r->filters);
+    spam_action_close(&r->actions);
     xfree(rp);
+}
+
+void routing_set_whitelist(routing_t *r, routing_whitelist_fn fn, void *ctx)
+{
+    r->whitelisted = fn;
+    r->whitelist_ctx = ctx;
 }
 
 void routing_decision_free(routing_decision *d)
@@ -451,6 +466,7 @@ static const char *const routing_rule_names[] = {
     [ROUTING_BY_RELAYHOST] = "relayhost",
     [ROUTING_BY_DOMAIN] = "domain",
     [ROUTING_BY_CONTENT_FILTER] = "content_filter",
+    [ROUTING_BY_SPAM_ACTION] = "spam_action",
 };
 
 /* routing_log - "QID: to=<x>, orig_to=<list>, route=maildir
@@ -499,6 +515,8 @@ typedef struct routing_out {
     char            **strings;  /* addresses and originals owned here */
     bool             *gone;     /* replaced by a content filter's redirect */
     size_t            n, n_strings;
+    bool              spam_folder;  /* a content filter marked the message spam:
+                                     * local Maildir routes get spam_folder */
 } routing_out;
 
 /* routing_out_has - is address (any case) already one of out's? */
@@ -560,7 +578,6 @@ static void routing_out_free(routing_out *o)
 static int routing_route_rcpt(routing_t *r, const Envelope *env, const Recipient *rcpt,
                               const config_t *cfg, routing_out *out)
 {
-    bool spam = env->verdict && env->verdict->is_spam;
     alias_expansion x;
 
     if (alias_expand(r->aliases, cfg, rcpt->address, &x) < 0)
@@ -585,7 +602,9 @@ static int routing_route_rcpt(routing_t *r, const Envelope *env, const Recipient
                      rcpt->address);
             continue;
         }
-        if (routing_decide(r, cfg, x.addr[i], spam, &d) < 0) {
+        /* the classifier's spam goes to spam_folder by the spam actions
+         * (routing_spam); a content filter's "set spam" by this flag */
+        if (routing_decide(r, cfg, x.addr[i], out->spam_folder, &d) < 0) {
             alias_expansion_free(&x);
             return -1;
         }
@@ -645,6 +664,7 @@ static int routing_filter(routing_t *r, Envelope *env, const config_t *cfg, rout
             *verdict = *env->verdict;
         verdict->is_spam = true;
         env->verdict = verdict;
+        o->spam_folder = true;      /* for the copies and redirects below */
         for (size_t k = 0; k < n_before; k++)
             if (o->d[k].route == CORREIO__ROUTE_KIND__ROUTE_MAILDIR) {
                 xfree(&o->d[k].folder);
@@ -684,6 +704,180 @@ static int routing_filter(routing_t *r, Envelope *env, const config_t *cfg, rout
     return rv;
 }
 
+/* routing_spam_routed - does o's recipient k go somewhere (a spam action
+ * can apply to it)? */
+static bool routing_spam_routed(const routing_out *o, size_t k)
+{
+    Correio__RouteKind route = o->d[k].route;
+    return !o->gone[k] && (route == CORREIO__ROUTE_KIND__ROUTE_MAILDIR
+                           || route == CORREIO__ROUTE_KIND__ROUTE_LMTP
+                           || route == CORREIO__ROUTE_KIND__ROUTE_RELAY);
+}
+
+/* How the anti-spam log line shows one recipient. */
+typedef enum { SPAM_SHOW_SKIP, SPAM_SHOW_ACTION, SPAM_SHOW_AWL, SPAM_SHOW_ARCHIVE } spam_show;
+
+#define ROUTING_SPAM_LOG_RCPTS 32   /* recipients named on the anti-spam line */
+
+/* routing_spam_log - the anti-spam line, one per message: "QID: spam:
+ * client=IP from=<header From> sender=<envelope sender> to=<a@x>:folder,
+ * <b@y>:none score=7.20/5.00 reasons=[...] action=folder" (the strongest
+ * action of any recipient), then bypass=WHY when not scanned and
+ * outbound=yes for our own users' mail. */
+static void routing_spam_log(const Envelope *env, const routing_out *o, const spam_show *show,
+                             Correio__SpamAction strongest)
+{
+    const Verdict *v = env->verdict;
+    const char *ip = env->client && env->client->ip && env->client->ip[0] ? env->client->ip
+                                                                         : "unknown";
+    const char *hfrom = v->header_from ? v->header_from : "";
+    const char *sender = env->reverse_path ? env->reverse_path : "";
+    const char *reasons = v->reasons && v->reasons[0] ? v->reasons : "[]";
+    char cip[64], from[ADDR_PATH_MAX + 8], snd[ADDR_PATH_MAX + 8], why[32], rsn[1024];
+    buf_t to = BUF_INIT;
+    size_t named = 0, more = 0;
+
+    log_printable(cip, sizeof cip, ip, strlen(ip));
+    log_printable(from, sizeof from, hfrom, strlen(hfrom));
+    log_printable(snd, sizeof snd, sender, strlen(sender));
+    log_printable(rsn, sizeof rsn, reasons, strlen(reasons));
+    for (size_t k = 0; k < o->n; k++) {
+        char a[ADDR_PATH_MAX + 8];
+        const Recipient *c = &o->copies[k];
+
+        if (show[k] == SPAM_SHOW_SKIP)
+            continue;
+        if (named == ROUTING_SPAM_LOG_RCPTS) {
+            more++;
+            continue;
+        }
+        log_printable(a, sizeof a, c->address, strlen(c->address));
+        buf_printf(&to, "%s<%s>:%s", named ? "," : "", a,
+                   show[k] == SPAM_SHOW_ARCHIVE ? "archive"
+                   : show[k] == SPAM_SHOW_AWL   ? "none(AUTO_WHITELIST)"
+                                                : spam_action_name(c->spam_action));
+        named++;
+    }
+    if (more)
+        buf_printf(&to, ",...(%zu more)", more);
+    log_printable(why, sizeof why, v->bypass ? v->bypass : "", v->bypass ? strlen(v->bypass) : 0);
+    log_info("%s: spam: client=%s from=<%s> sender=<%s> to=%s score=%.2f/%.2f reasons=%s "
+             "action=%s%s%s%s", env->queue_id, cip, from, snd, to.len ? to.data : "-", v->score,
+             v->required, rsn, spam_action_name(strongest), why[0] ? " bypass=" : "", why,
+             v->outbound ? " outbound=yes" : "");
+    buf_free(&to);
+}
+
+/* routing_spam_apply - give o's recipient k the action a. */
+static void routing_spam_apply(const Envelope *env, const config_t *cfg, routing_out *o,
+                               size_t k, Correio__SpamAction a, const spam_thresholds *t)
+{
+    const char *tag = config_str(cfg, "spam_subject_tag");
+    routing_decision *d = &o->d[k];
+    Recipient *c = &o->copies[k];
+
+    c->spam_action = a;
+    switch (a) {
+    case CORREIO__SPAM_ACTION__SPAM_ACTION_FOLDER:
+        xfree(&d->folder);
+        d->folder = xstrdup(config_str(cfg, "spam_folder"));
+        c->folder = d->folder;
+        routing_log(env->queue_id, c->address, NULL, d);     /* the route changed */
+        /* tagged too */
+        /* fall through */
+    case CORREIO__SPAM_ACTION__SPAM_ACTION_TAG:
+    case CORREIO__SPAM_ACTION__SPAM_ACTION_QUARANTINE:
+        c->subject_tag = (char *)tag;   /* cfg outlives the packing */
+        break;
+    case CORREIO__SPAM_ACTION__SPAM_ACTION_DELETE: {
+        char *text = xasprintf("spam score %.2f >= delete score %.2f", env->verdict->score,
+                               t->score[SPAM_LEVEL_DELETE]);
+        const char *address = c->address;
+        routing_decision_free(d);
+        d->rule = ROUTING_BY_SPAM_ACTION;
+        routing_set(d, CORREIO__ROUTE_KIND__ROUTE_DISCARD, address, "", text);
+        xfree(&text);
+        c->route = d->route;
+        c->nexthop = d->nexthop;
+        c->mailbox = d->mailbox;
+        c->status_text = d->status_text;
+        c->folder = d->folder;
+        routing_log(env->queue_id, address, NULL, d);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* routing_spam - the spam actions (spam_action.h) for every routed
+ * recipient of o, when the classifier asks for them (verdict->act); one
+ * copy to spam_archive_address when any was deleted; the anti-spam log
+ * line for every message with a verdict.  -1 when a table cannot tell
+ * now. */
+static int routing_spam(routing_t *r, const Envelope *env, const config_t *cfg, routing_out *o)
+{
+    const Verdict *v = env->verdict;
+    const char *archive = config_str(cfg, "spam_archive_address");
+    const char *sender = env->reverse_path ? env->reverse_path : "";
+    Correio__SpamAction strongest = CORREIO__SPAM_ACTION__SPAM_ACTION_NONE;
+    size_t n_before = o->n;
+    bool deleted = false;
+    int rv = 0;
+
+    if (!v)
+        return 0;
+    spam_show *show = xcalloc(n_before + 1, sizeof *show);
+    for (size_t k = 0; k < n_before && rv == 0; k++) {
+        spam_thresholds t;
+        Correio__SpamAction a;
+        Correio__RouteKind route = o->d[k].route;
+        const char *address = o->copies[k].address;
+
+        if (!routing_spam_routed(o, k))
+            continue;
+        show[k] = SPAM_SHOW_ACTION;
+        o->copies[k].spam_action = CORREIO__SPAM_ACTION__SPAM_ACTION_NONE;
+        o->copies[k].subject_tag = "";
+        if (!v->act)
+            continue;
+        if (spam_action_thresholds(r->actions, cfg, address, &t) < 0) {
+            rv = -1;
+            break;
+        }
+        /* the archive keeps what the others lose */
+        if (archive[0] && strcasecmp(address, archive) == 0)
+            t.on[SPAM_LEVEL_DELETE] = false;
+        a = spam_action_choose(&t, v->score);
+        if (a == CORREIO__SPAM_ACTION__SPAM_ACTION_FOLDER
+            && route != CORREIO__ROUTE_KIND__ROUTE_MAILDIR)
+            a = CORREIO__SPAM_ACTION__SPAM_ACTION_TAG;     /* no folders over LMTP or SMTP */
+        if (a != CORREIO__SPAM_ACTION__SPAM_ACTION_NONE && !v->outbound && r->whitelisted
+            && sender[0] && route != CORREIO__ROUTE_KIND__ROUTE_RELAY
+            && r->whitelisted(r->whitelist_ctx, address, sender)) {
+            show[k] = SPAM_SHOW_AWL;
+            a = CORREIO__SPAM_ACTION__SPAM_ACTION_NONE;
+        }
+        routing_spam_apply(env, cfg, o, k, a, &t);
+        if (spam_action_level(a) > spam_action_level(strongest))
+            strongest = a;
+        if (a == CORREIO__SPAM_ACTION__SPAM_ACTION_DELETE)
+            deleted = true;
+    }
+    if (rv == 0 && deleted && archive[0]) {
+        Recipient like = CORREIO__RECIPIENT__INIT;
+        like.notify = CORREIO__NOTIFY__NOTIFY_NEVER;    /* no DSN about an archive copy */
+        rv = routing_route_extra(r, env, &like, archive, NULL, cfg, o);
+        show = xrealloc(show, (o->n + 1) * sizeof *show);
+        for (size_t k = n_before; k < o->n; k++)
+            show[k] = SPAM_SHOW_ARCHIVE;
+    }
+    if (rv == 0)
+        routing_spam_log(env, o, show, strongest);
+    xfree(&show);
+    return rv;
+}
+
 uint8_t *routing_route_envelope(routing_t *r, const Envelope *env, const config_t *cfg,
                                 size_t *len)
 {
@@ -700,6 +894,8 @@ uint8_t *routing_route_envelope(routing_t *r, const Envelope *env, const config_
             break;
     routed = i == env->n_rcpt;
     if (routed && r->filters && routing_filter(r, &work, cfg, &o, &verdict, &res) < 0)
+        routed = false;
+    if (routed && routing_spam(r, &work, cfg, &o) < 0)
         routed = false;
     if (routed) {
         Envelope copy = work;

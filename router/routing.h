@@ -29,8 +29,8 @@
  *      host and the less preferred ones from the MX list);
  *   5. anything else: relayhost when set (its next hop, never its
  *      credentials), else the recipient's domain (MX lookup).
- * A message the classifier marked spam that ends in a local Maildir gets
- * Recipient.folder = spam_folder.
+ * (routing_decide's spam flag puts a local Maildir route into spam_folder;
+ * routing_route_envelope passes false: the spam actions below decide.)
  * recipient_delimiter: in 2-4, user+foo@domain that is not itself in
  * users_file is delivered as user@domain (mailbox "domain/user"); with
  * recipient_delimiter_folder, an extension of ASCII letters, digits, '-'
@@ -40,6 +40,23 @@
  * routed recipients: it may discard or redirect them, add copies (routed
  * as above), mark the message spam (local Maildir routes get
  * spam_folder) and add header fields (after prepend_headers).
+ * Last, when the classifier asks for it (Verdict.act), every recipient
+ * that goes somewhere gets its spam action (spam_action.h: thresholds
+ * per recipient, user@domain, @domain, domain in spam_action_maps):
+ *   tag        Recipient.subject_tag = spam_subject_tag;
+ *   folder     tagged, and a Maildir route gets Recipient.folder =
+ *              spam_folder (LMTP and relay routes: tag only);
+ *   quarantine tagged, route kept: delivery holds the copy;
+ *   delete     ROUTE_DISCARD "spam score S >= delete score D", and the
+ *              message gets one copy to spam_archive_address (routed like
+ *              a content filter's copy, NOTIFY=NEVER, no spam action;
+ *              the archive's own copy is never deleted).
+ * An inbound message's action for a local recipient is dropped when the
+ * auto-whitelist (routing_set_whitelist) says that recipient wrote to
+ * the sender.  One anti-spam log line per message with a verdict:
+ * "QID: spam: client=IP from=<header from> sender=<sender>
+ * to=<a@x>:folder,<b@y>:none(AUTO_WHITELIST),<arch@z>:archive
+ * score=7.20/5.00 reasons=[...] action=folder [bypass=size] [outbound=yes]".
  */
 #ifndef CORREIO_ROUTER_ROUTING_H
 #define CORREIO_ROUTER_ROUTING_H
@@ -56,13 +73,21 @@
  * and alias_maps; and the rules of content_filters_file. */
 typedef struct routing routing_t;
 
-/* routing_open - open the tables that cfg names and load its content
- * filters.  NULL, with *err (malloc'ed, the caller frees it) naming the
+/* routing_open - open the tables that cfg names (spam_action_maps
+ * among them) and load its content filters.  NULL, with *err (malloc'ed, the caller frees it) naming the
  * table and what is wrong (for the filters "FILE:LINE: what"), when one
  * cannot be opened.  The result does not point into cfg. */
 routing_t *routing_open(const config_t *cfg, char **err);
 /* routing_close - free *r and set it to NULL; NULL is fine. */
 void routing_close(routing_t **r);
+
+/* Has user (a final local recipient) written to sender lately?  The
+ * auto-whitelist (awl.h) answers it in the router. */
+typedef bool (*routing_whitelist_fn)(void *ctx, const char *user, const char *sender);
+/* routing_set_whitelist - ask fn(ctx, ...) before a spam action for an
+ * inbound message's local recipient; NULL fn: nobody is whitelisted.
+ * The handle does not own ctx. */
+void routing_set_whitelist(routing_t *r, routing_whitelist_fn fn, void *ctx);
 
 /* Which rule decided, for the log line. */
 typedef enum {
@@ -75,6 +100,7 @@ typedef enum {
     ROUTING_BY_VIRTUAL_MAILBOX_DOMAINS,
     ROUTING_BY_ALIAS,           /* alias expansion failed (loop, limits) */
     ROUTING_BY_CONTENT_FILTER,  /* content_filters_file: discard */
+    ROUTING_BY_SPAM_ACTION,     /* spam_delete_score: discard */
 } routing_rule;
 
 /* One recipient's route; every string is malloc'ed and owned by it. */

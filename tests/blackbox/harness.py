@@ -51,7 +51,7 @@ DOMAIN = "example.test"
 DEFAULT_USERS = ("demo@example.test", "alice@example.test", "bob@example.test",
                  "carol@example.test", "dave@example.test")
 ADDED_HEADERS = ("return-path", "delivered-to", "received", "authentication-results",
-                 "received-spf", "x-spam-score", "x-spam-status")
+                 "received-spf", "x-spam-score", "x-spam-status", "x-spam-flag")
 SAN_PATTERNS = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
                           r"runtime error:|SUMMARY: UndefinedBehaviorSanitizer|"
                           r"ERROR: ThreadSanitizer")

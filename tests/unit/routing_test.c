@@ -1,7 +1,8 @@
 /* routing_test.c - the router's per-recipient decision: the safety check,
  * transport_maps and its lookup order, mydestination with each
  * local_transport, backup_domains, relayhost, the domain's MX, the spam
- * folder, and every local part that must never become a path. */
+ * folder and the other spam actions, and every local part that must
+ * never become a path. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -278,7 +279,8 @@ static void test_routing_bad_table(void **state)
     config_free(&cfg);
 }
 
-/* The envelope leaves with routes and the spam folder filled in. */
+/* The envelope leaves with routes and the spam actions filled in (the
+ * server defaults: folder at 5, Subject tagged). */
 static void test_routing_envelope(void **state)
 {
     (void)state;
@@ -292,6 +294,9 @@ static void test_routing_envelope(void **state)
     Recipient *rcpts[] = {&r1, &r2};
     Verdict v = CORREIO__VERDICT__INIT;
     v.is_spam = true;
+    v.score = 6;
+    v.required = 5;
+    v.act = true;
     Envelope env = CORREIO__ENVELOPE__INIT;
     env.version = WIRE_VERSION;
     env.queue_id = "0123456789ABCDEFG";
@@ -306,10 +311,26 @@ static void test_routing_envelope(void **state)
     assert_int_equal(back->rcpt[0]->route, MAILDIR);
     assert_string_equal(back->rcpt[0]->mailbox, "example.test/demo");
     assert_string_equal(back->rcpt[0]->folder, "Junk");
+    assert_int_equal(back->rcpt[0]->spam_action, CORREIO__SPAM_ACTION__SPAM_ACTION_FOLDER);
+    assert_string_equal(back->rcpt[0]->subject_tag, "[SPAM] ");
     assert_int_equal(back->rcpt[1]->route, RELAY);
     assert_string_equal(back->rcpt[1]->nexthop, "remote.test");
     assert_string_equal(back->rcpt[1]->folder, "");
+    /* no folder over SMTP: tagged only */
+    assert_int_equal(back->rcpt[1]->spam_action, CORREIO__SPAM_ACTION__SPAM_ACTION_TAG);
     assert_string_equal(r1.folder, "");       /* the input is untouched */
+    wire_free_envelope(&back);
+    xfree(&packed);
+
+    /* headers only (Verdict.act false: outbound "mark", a bypass): nothing */
+    v.act = false;
+    packed = routing_route_envelope(r, &env, cfg, &len);
+    assert_non_null(packed);
+    back = wire_unpack_envelope(packed, len, "test");
+    assert_non_null(back);
+    assert_string_equal(back->rcpt[0]->folder, "");
+    assert_int_equal(back->rcpt[0]->spam_action, CORREIO__SPAM_ACTION__SPAM_ACTION_NONE);
+    assert_string_equal(back->rcpt[0]->subject_tag, "");
     wire_free_envelope(&back);
     xfree(&packed);
     routing_close(&r);
@@ -414,6 +435,142 @@ static void test_routing_aliases(void **state)
     config_free(&cfg);
 }
 
+/* A whitelist that knows one user, and counts the questions. */
+static int wl_asked;
+static bool wl_keep(void *ctx, const char *user, const char *sender)
+{
+    (void)ctx;
+    wl_asked++;
+    return strcmp(user, "keep@example.test") == 0 && strcmp(sender, "friend@x.test") == 0;
+}
+
+/* route_spam - route env and unpack the result. */
+static Envelope *route_spam(routing_t *r, const Envelope *env, const config_t *cfg)
+{
+    size_t len = 0;
+    uint8_t *packed = routing_route_envelope(r, env, cfg, &len);
+    assert_non_null(packed);
+    Envelope *back = wire_unpack_envelope(packed, len, "test");
+    assert_non_null(back);
+    xfree(&packed);
+    return back;
+}
+
+/* Per-recipient thresholds from spam_action_maps: delete (with one
+ * archive copy), quarantine (route kept), folder (tag only over LMTP),
+ * and the auto-whitelist for local recipients of inbound mail. */
+static void test_routing_spam_actions(void **state)
+{
+    (void)state;
+    build_map("actions", "keep@example.test  delete=off quarantine=off\n"
+                         "lmtp.test          delete=off quarantine=off\n"
+                         "quar.test          delete=off\n");
+    config_t *cfg = load("transport_maps = hash:transport\n"
+                         "spam_action_maps = hash:actions\n"
+                         "spam_quarantine_score = 10\n"
+                         "spam_delete_score = 20\n"
+                         "spam_archive_address = archive@example.test\n");
+    char *err = NULL;
+    routing_t *r = routing_open(cfg, &err);
+    if (!r)
+        fail_msg("routing_open: %s", err);
+    Recipient r1 = CORREIO__RECIPIENT__INIT, r2 = CORREIO__RECIPIENT__INIT,
+              r3 = CORREIO__RECIPIENT__INIT, r4 = CORREIO__RECIPIENT__INIT;
+    r1.address = "demo@example.test";
+    r2.address = "keep@example.test";
+    r3.address = "x@lmtp.test";
+    r4.address = "q@quar.test";
+    r1.notify = r2.notify = r3.notify = r4.notify = CORREIO__NOTIFY__NOTIFY_FAILURE;
+    Recipient *rcpts[] = {&r1, &r2, &r3, &r4};
+    Verdict v = CORREIO__VERDICT__INIT;
+    v.is_spam = true;
+    v.score = 25;
+    v.required = 5;
+    v.act = true;
+    v.reasons = "[Rules=25.00]";
+    Envelope env = CORREIO__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.queue_id = "0123456789ABCDEFG";
+    env.reverse_path = "friend@x.test";
+    env.rcpt = rcpts;
+    env.n_rcpt = 4;
+    env.verdict = &v;
+
+    Envelope *back = route_spam(r, &env, cfg);
+    assert_int_equal(back->n_rcpt, 5);
+    assert_int_equal(back->rcpt[0]->route, DISCARD);
+    assert_int_equal(back->rcpt[0]->spam_action, CORREIO__SPAM_ACTION__SPAM_ACTION_DELETE);
+    assert_string_equal(back->rcpt[0]->status_text, "spam score 25.00 >= delete score 20.00");
+    assert_int_equal(back->rcpt[1]->route, MAILDIR);
+    assert_string_equal(back->rcpt[1]->folder, "Junk");
+    assert_int_equal(back->rcpt[1]->spam_action, CORREIO__SPAM_ACTION__SPAM_ACTION_FOLDER);
+    assert_string_equal(back->rcpt[1]->subject_tag, "[SPAM] ");
+    assert_int_equal(back->rcpt[2]->route, LMTP);
+    assert_int_equal(back->rcpt[2]->spam_action, CORREIO__SPAM_ACTION__SPAM_ACTION_TAG);
+    assert_string_equal(back->rcpt[2]->folder, "");
+    assert_int_equal(back->rcpt[3]->route, RELAY);
+    assert_string_equal(back->rcpt[3]->nexthop, "quar.test");
+    assert_int_equal(back->rcpt[3]->spam_action, CORREIO__SPAM_ACTION__SPAM_ACTION_QUARANTINE);
+    assert_string_equal(back->rcpt[3]->subject_tag, "[SPAM] ");
+    /* the archive copy: routed, no DSN, no spam action */
+    assert_string_equal(back->rcpt[4]->address, "archive@example.test");
+    assert_int_equal(back->rcpt[4]->route, MAILDIR);
+    assert_string_equal(back->rcpt[4]->folder, "");
+    assert_int_equal(back->rcpt[4]->notify, CORREIO__NOTIFY__NOTIFY_NEVER);
+    assert_int_equal(back->rcpt[4]->spam_action, CORREIO__SPAM_ACTION__SPAM_ACTION_NONE);
+    wire_free_envelope(&back);
+
+    /* the auto-whitelist: asked for local recipients with an action */
+    routing_set_whitelist(r, wl_keep, NULL);
+    wl_asked = 0;
+    back = route_spam(r, &env, cfg);
+    assert_int_equal(wl_asked, 3);         /* demo, keep, x@lmtp; not the relay one */
+    assert_int_equal(back->rcpt[1]->spam_action, CORREIO__SPAM_ACTION__SPAM_ACTION_NONE);
+    assert_string_equal(back->rcpt[1]->folder, "");
+    assert_string_equal(back->rcpt[1]->subject_tag, "");
+    assert_int_equal(back->rcpt[0]->route, DISCARD);
+    wire_free_envelope(&back);
+    /* ... but never for outbound mail */
+    v.outbound = true;
+    wl_asked = 0;
+    back = route_spam(r, &env, cfg);
+    assert_int_equal(wl_asked, 0);
+    assert_int_equal(back->rcpt[1]->spam_action, CORREIO__SPAM_ACTION__SPAM_ACTION_FOLDER);
+    wire_free_envelope(&back);
+    v.outbound = false;
+
+    /* below every threshold: nothing, and no archive copy */
+    v.score = 4.9;
+    back = route_spam(r, &env, cfg);
+    assert_int_equal(back->n_rcpt, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(back->rcpt[i]->spam_action, CORREIO__SPAM_ACTION__SPAM_ACTION_NONE);
+        assert_string_equal(back->rcpt[i]->subject_tag, "");
+    }
+    assert_string_equal(back->rcpt[0]->folder, "");
+    wire_free_envelope(&back);
+    routing_close(&r);
+    config_free(&cfg);
+
+    /* the archive itself a recipient: its copy is not deleted, no second */
+    cfg = load("spam_delete_score = 20\nspam_subject_tag =\n"
+               "spam_archive_address = archive@example.test\n");
+    r = routing_open(cfg, &err);
+    assert_non_null(r);
+    r2.address = "archive@example.test";
+    env.n_rcpt = 2;
+    v.score = 25;
+    back = route_spam(r, &env, cfg);
+    assert_int_equal(back->n_rcpt, 2);
+    assert_int_equal(back->rcpt[0]->route, DISCARD);
+    assert_int_equal(back->rcpt[1]->route, MAILDIR);
+    assert_int_equal(back->rcpt[1]->spam_action, CORREIO__SPAM_ACTION__SPAM_ACTION_FOLDER);
+    assert_string_equal(back->rcpt[1]->subject_tag, "");      /* spam_subject_tag empty */
+    wire_free_envelope(&back);
+    routing_close(&r);
+    config_free(&cfg);
+}
+
 static void test_routing_mailbox_safe(void **state)
 {
     (void)state;
@@ -441,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_routing_mailbox_safe),
         cmocka_unit_test(test_routing_virtual_and_delimiter),
         cmocka_unit_test(test_routing_aliases),
+        cmocka_unit_test(test_routing_spam_actions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -135,11 +135,12 @@ static void test_spam_headers_pack(void **state)
     scoring_result r;
     scoring_run(s, &env, &r);
     size_t len;
-    uint8_t *packed = spam_headers_pack(&env, &r, "node1", &len);
+    uint8_t *packed = spam_headers_pack(&env, &r, NULL, "node1", &len);
     Envelope *out = wire_unpack_envelope(packed, len, "test");
     assert_non_null(out);
     assert_int_equal(env.n_prepend_headers, 1);            /* input untouched */
-    assert_int_equal(out->n_prepend_headers, 3);
+    assert_int_equal(out->n_prepend_headers, 4);   /* + X-Spam-Flag: YES */
+    assert_memory_equal(out->prepend_headers[3].data, "X-Spam-Flag: YES\r\n", 18);
     assert_memory_equal(out->prepend_headers[0].data, "X-A: b\r\n", 8);
     assert_int_equal(out->prepend_headers[1].len, strlen("X-Spam-Score: 1000.0\r\n"));
     assert_memory_equal(out->prepend_headers[2].data, "X-Spam-Status: Yes,", 19);
