@@ -79,8 +79,9 @@ static int list_become_owner(const config_t *cfg, const char *dir)
     return 0;
 }
 
-/* list_open - the lists, writable, or NULL after an error message. */
-static spam_lists_t *list_open(const ctl_opts *o)
+/* list_open - the lists, writable, or NULL after an error message
+ * (also for `correio quarantine release`, see ctl.h). */
+spam_lists_t *list_open(const ctl_opts *o)
 {
     config_t *cfg = ctl_load_config(o);
     char *dir = xasprintf("%s/lists", config_str(cfg, "data_directory"));

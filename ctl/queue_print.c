@@ -44,6 +44,8 @@ static const char *rcpt_state(Correio__RcptState s)
         return "deferred";
     case CORREIO__RCPT_STATE__RCPT_FAILED:
         return "failed";
+    case CORREIO__RCPT_STATE__RCPT_QUARANTINED:
+        return "quarantine";
     default:
         return "?";
     }

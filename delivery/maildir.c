@@ -23,6 +23,7 @@
 #include "fsutil.h"
 #include "header_skip.h"
 #include "maildir.h"
+#include "subject_tag.h"
 #include "xalloc.h"
 
 #define MAILDIR_CHUNK (64 * 1024)   /* bytes converted and written at a time */
@@ -125,14 +126,25 @@ static void maildir_head(buf_t *head, const maildir_msg *m)
     maildir_trace_line(head, "Delivered-To", m->recipient, false);
 }
 
-/* maildir_body_ranges - the parts of the client's bytes to write (its
- * header section less the dropped fields, then the rest).  Each starts
- * and ends at a line boundary, so converting CRLF per range is the same
- * as converting the whole.  *keep is malloc'ed (or NULL). */
-static size_t maildir_body_ranges(const maildir_msg *m, header_range **keep)
+/* maildir_body_pieces - the pieces of the client's bytes to write (its
+ * header section less the dropped fields, the spam tag spliced into its
+ * Subject, then the rest).  The pieces of the body start and end at line
+ * boundaries and the tag holds no CR, so converting CRLF per piece is
+ * the same as converting the whole.  *pieces is malloc'ed (or NULL);
+ * the tag's text is in *plan (free with subject_tag_plan_free). */
+static size_t maildir_body_pieces(const maildir_msg *m, subject_tag_plan *plan,
+                                  struct iovec **pieces)
 {
-    return header_skip_ranges(m->body, m->body != NULL ? m->body_len : 0,
-                              m->drop_headers, m->n_drop_headers, keep);
+    header_range *keep = NULL;
+    size_t len = m->body != NULL ? m->body_len : 0;
+    size_t n_keep = header_skip_ranges(m->body, len, m->drop_headers, m->n_drop_headers, &keep);
+
+    *plan = (subject_tag_plan){0};
+    if (m->subject_tag && m->subject_tag[0])
+        subject_tag_plan_make(m->body, len, m->subject_tag, plan);
+    size_t n = subject_tag_pieces(m->body, keep, n_keep, plan, pieces);
+    xfree(&keep);
+    return n;
 }
 
 size_t maildir_msg_size(const maildir_msg *m)
@@ -142,11 +154,13 @@ size_t maildir_msg_size(const maildir_msg *m)
     size_t size = head.len;
     for (size_t i = 0; i < m->n_headers; i++)
         size += maildir_lf_len((const char *)m->headers[i].data, m->headers[i].len);
-    header_range *keep;
-    size_t n_keep = maildir_body_ranges(m, &keep);
-    for (size_t i = 0; i < n_keep; i++)
-        size += maildir_lf_len((const char *)m->body + keep[i].offset, keep[i].len);
-    xfree(&keep);
+    subject_tag_plan plan;
+    struct iovec *pieces;
+    size_t n_pieces = maildir_body_pieces(m, &plan, &pieces);
+    for (size_t i = 0; i < n_pieces; i++)
+        size += maildir_lf_len(pieces[i].iov_base, pieces[i].iov_len);
+    xfree(&pieces);
+    subject_tag_plan_free(&plan);
     buf_free(&head);
     return size;
 }
@@ -298,7 +312,8 @@ int maildir_deliver(const char *mail_root, const char *mailbox,
         ? xasprintf("%s/%lld.Q%s.%s,S=%zu", newdir, m->arrival, m->stable_id, maildir_host, size)
         : xasprintf("%s/%s", newdir, name);
     char *chunk = NULL;
-    header_range *keep = NULL;
+    struct iovec *pieces = NULL;
+    subject_tag_plan plan = {0};
     int rc = -1, fd;
 
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -320,10 +335,9 @@ int maildir_deliver(const char *mail_root, const char *mailbox,
     for (size_t i = 0; ok && i < m->n_headers; i++)
         ok = maildir_write_lf(fd, (const char *)m->headers[i].data,
                               m->headers[i].len, chunk) == 0;
-    size_t n_keep = maildir_body_ranges(m, &keep);
-    for (size_t i = 0; ok && i < n_keep; i++)
-        ok = maildir_write_lf(fd, (const char *)m->body + keep[i].offset, keep[i].len,
-                              chunk) == 0;
+    size_t n_pieces = maildir_body_pieces(m, &plan, &pieces);
+    for (size_t i = 0; ok && i < n_pieces; i++)
+        ok = maildir_write_lf(fd, pieces[i].iov_base, pieces[i].iov_len, chunk) == 0;
     if (!ok) {
         maildir_fail(err, errsize, "cannot write", errno);
     } else if (fsync(fd) != 0) {
@@ -361,7 +375,8 @@ int maildir_deliver(const char *mail_root, const char *mailbox,
 out:
     buf_free(&head);
     xfree(&chunk);
-    xfree(&keep);
+    xfree(&pieces);
+    subject_tag_plan_free(&plan);
     xfree(&root);
     xfree(&dir);
     xfree(&name);

@@ -14,8 +14,8 @@
 
 /* What goes into the file, in this order: Return-Path, Delivered-To, the
  * header fields correio's stages prepended, the client's bytes (less the
- * fields of its header section named in drop_headers).  All of it is
- * only read. */
+ * fields of its header section named in drop_headers, with subject_tag
+ * in its Subject).  All of it is only read. */
 typedef struct maildir_msg {
     const char                *sender;     /* reverse path, "" for <> */
     const char                *recipient;  /* for Delivered-To */
@@ -36,6 +36,9 @@ typedef struct maildir_msg {
     /* Maildir++ folder ("Junk", "Lists.correio"); NULL or "" is the inbox.
      * Must pass maildir_folder_valid. */
     const char                *folder;
+    /* Spam tag written into the Subject (subject_tag.h), NULL or "" for
+     * none. */
+    const char                *subject_tag;
 } maildir_msg;
 
 /* maildir_deliver - write m into mail_root/mailbox/new/ (or, with a

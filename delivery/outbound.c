@@ -674,6 +674,7 @@ static void job_txn(job *j)
         .body_len = env->body.data ? env->body.len : 0,
         .drop_headers = (const char *const *)env->drop_headers,
         .n_drop_headers = env->n_drop_headers,
+        .subject_tag = env->rcpt[j->rcpt[0]]->subject_tag,   /* one tag per job: sched_same_hop */
     };
 }
 

@@ -151,6 +151,11 @@ bool queue_rcpt_final(Correio__RcptState s)
     return s == CORREIO__RCPT_STATE__RCPT_DELIVERED || s == CORREIO__RCPT_STATE__RCPT_FAILED;
 }
 
+bool queue_rcpt_active(Correio__RcptState s)
+{
+    return s == CORREIO__RCPT_STATE__RCPT_PENDING || s == CORREIO__RCPT_STATE__RCPT_DEFERRED;
+}
+
 void queue_rcpt_set_str(char **field, const char *text)
 {
     xfree(field);
@@ -169,7 +174,7 @@ void queue_rec_set_hold(queue_rec *r, bool hold, const char *reason)
     r->hold = hold;
     if (!hold)
         for (size_t i = 0; i < r->n; i++)
-            if (!queue_rcpt_final(r->rcpt[i].state))
+            if (queue_rcpt_active(r->rcpt[i].state))
                 r->rcpt[i].next_us = 0;
 }
 
@@ -220,6 +225,10 @@ static queue_rec *queue_decode(const char *qid, const MDB_val *v)
         q->relayed = rc->relayed;
         q->route = rc->route;
         q->mailbox = xstrdup(rc->mailbox);
+        q->spam_action = rc->spam_action;
+        q->subject_tag = xstrdup(rc->subject_tag);
+        q->folder = xstrdup(rc->folder);
+        q->quarantined_at = rc->quarantined_at;
     }
     return r;
 }
@@ -253,6 +262,10 @@ int queue_put(queue_txn *t, const queue_rec *r)
         copies[i].relayed = r->rcpt[i].relayed;
         copies[i].route = r->rcpt[i].route;
         copies[i].mailbox = r->rcpt[i].mailbox;
+        copies[i].spam_action = r->rcpt[i].spam_action;
+        copies[i].subject_tag = r->rcpt[i].subject_tag;
+        copies[i].folder = r->rcpt[i].folder;
+        copies[i].quarantined_at = r->rcpt[i].quarantined_at;
         ptrs[i] = &copies[i];
         next[i] = r->rcpt[i].next_us;
     }
@@ -374,6 +387,8 @@ void queue_rec_free(queue_rec **rp)
         xfree(&r->rcpt[i].remote_mta);
         xfree(&r->rcpt[i].diagnostic);
         xfree(&r->rcpt[i].mailbox);
+        xfree(&r->rcpt[i].subject_tag);
+        xfree(&r->rcpt[i].folder);
     }
     xfree(&r->rcpt);
     xfree(&r->hold_reason);

@@ -6,7 +6,10 @@
  *              recipient's state, attempts, last result (text and DSN
  *              facts), the notices sent about it, and
  *              whose hold/hold_reason say whether it is on hold (as the
- *              ingress sent it, or as `correio queue hold/release` set it)
+ *              ingress sent it, or as `correio queue hold/release` set it);
+ *              a recipient in quarantine has state RCPT_QUARANTINED and
+ *              its quarantined_at, until the operator releases or
+ *              deletes it or spam_quarantine_lifetime drops it
  *   done       queue id -> 8 bytes, wall time (us) the id was finished;
  *              de-duplicates envelopes the ingress sends again, pruned
  *              after duplicate_retention_time
@@ -43,6 +46,12 @@ typedef struct queue_rcpt {
     bool               relayed;       /* delivered to a server without DSN */
     Correio__RouteKind route;         /* may change: best_mx_transport = local */
     char              *mailbox;       /* with route MAILDIR */
+    /* the router's spam action, cleared when the operator releases the
+     * copy from quarantine (so it goes to the inbox untagged) */
+    Correio__SpamAction spam_action;
+    char              *subject_tag;   /* "" = none */
+    char              *folder;        /* Maildir++ folder, "" = INBOX */
+    uint64_t           quarantined_at;/* wall time in us held, 0 if never */
 } queue_rcpt;
 
 /* A decoded record.  env (owned, may be taken by setting it NULL) is as
@@ -98,8 +107,12 @@ size_t queue_prune_done(queue_t *q, uint64_t before_us, size_t max);
  * deferred recipients fail: maximal_queue_lifetime, or
  * bounce_queue_lifetime for a bounce (the null sender). */
 uint64_t queue_lifetime_us(const config_t *cfg, const Envelope *env);
-/* queue_rcpt_final - nothing more will be tried for this state. */
+/* queue_rcpt_final - nothing more will be tried for this state (a
+ * quarantined recipient is not final: it waits for the operator). */
 bool queue_rcpt_final(Correio__RcptState s);
+/* queue_rcpt_active - the scheduler tries this state (pending or
+ * deferred; when its record is not on hold). */
+bool queue_rcpt_active(Correio__RcptState s);
 /* queue_rcpt_set_status - replace r's status text with a copy of text. */
 void queue_rcpt_set_status(queue_rcpt *r, const char *text);
 /* queue_rcpt_set_str - replace the owned string *field with a copy of

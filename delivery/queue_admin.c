@@ -8,6 +8,7 @@
  *   queue-delete IDs|ALL [Q]   postsuper -d: gone, no bounce
  *   queue-requeue IDs|ALL [Q]  retried now, backoff forgotten
  *   queue-flush                postqueue -f: every deferred message now
+ *   quarantine-*               held spam: see quarantine.c
  *
  * Q limits ALL to one queue: active, deferred or hold.  Every change is
  * one write transaction, committed before the schedule changes and
@@ -68,7 +69,7 @@ static void admin_list_visit(void *ctx, const queue_rec *r)
 
 /* admin_header_section - the fields correio prepended and the client's
  * header up to the empty line, at most ADMIN_SHOW_MAX bytes, printable. */
-static char *admin_header_section(const Envelope *env)
+char *admin_header_section(const Envelope *env)
 {
     size_t cap = ADMIN_SHOW_MAX + 1, len = 0;
     char *out = xmalloc(cap);
@@ -223,7 +224,7 @@ static bool admin_change(admin_verb verb, queue_rec *r)
     case ADMIN_REQUEUE: {
         bool any = false;
         for (size_t i = 0; i < r->n; i++) {
-            if (!queue_rcpt_final(r->rcpt[i].state)) {
+            if (queue_rcpt_active(r->rcpt[i].state)) {
                 r->rcpt[i].next_us = 0;
                 any = true;
             }
@@ -367,15 +368,17 @@ void scheduler_admin(void *ctx, const AdminRequest *req, AdminReply *reply)
         admin_apply(s, req, reply, ADMIN_REQUEUE);
     } else if (strcmp(cmd, "queue-flush") == 0) {
         admin_flush(s, reply);
+    } else if (quarantine_admin(s, req, reply)) {
+        /* answered */
     } else if (strcmp(cmd, "stats") == 0) {
         char out[256];
         outbound_stats(s->outbound, out, sizeof out);
         admin_reply_text(reply, 0,
                          "received=%llu duplicates=%llu delivered=%llu deferred=%llu "
-                         "failed=%llu scheduled=%zu local_jobs=%zu outbound_jobs=%zu "
-                         "notices=%zu %s",
+                         "failed=%llu quarantined=%llu scheduled=%zu local_jobs=%zu "
+                         "outbound_jobs=%zu notices=%zu %s",
                          s->n_received, s->n_duplicates, s->n_delivered, s->n_deferred,
-                         s->n_failed, s->heap.n, s->n_local, s->n_outbound,
+                         s->n_failed, s->n_quarantined, s->heap.n, s->n_local, s->n_outbound,
                          notices_outstanding(s->notices), out);
     } else {
         admin_reply_text(reply, 2, "unknown command");

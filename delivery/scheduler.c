@@ -20,7 +20,14 @@
  * the flag (committed first) and schedules every recipient that is not
  * final and has no attempt under way at once.  So each recipient that is
  * not final and not held is either on the schedule once or under way
- * (a job slot or an unrecorded result), never both. */
+ * (a job slot or an unrecorded result), never both.
+ *
+ * Quarantine (quarantine.c): a recipient the router marked
+ * SPAM_ACTION_QUARANTINE becomes RCPT_QUARANTINED in the very commit that
+ * takes the envelope, so it is never on the schedule, before or after a
+ * restart, until the operator releases it (then it is pending and
+ * scheduled like a released hold) or deletes it, or its
+ * spam_quarantine_lifetime runs out. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +76,7 @@ static void sched_schedule_rec(scheduler_t *s, const queue_rec *r, uint64_t now_
         return;
     for (size_t i = 0; i < r->n; i++) {
         const queue_rcpt *q = &r->rcpt[i];
-        if (queue_rcpt_final(q->state))
+        if (!queue_rcpt_active(q->state))
             continue;
         uint64_t due = q->state == CORREIO__RCPT_STATE__RCPT_DEFERRED && q->next_us
                        ? q->next_us : now_us;
@@ -85,7 +92,7 @@ void sched_schedule_now(scheduler_t *s, const queue_rec *r, const sched_item *bu
     for (size_t i = 0; i < r->n; i++) {
         sched_item key = {.rcpt = (unsigned)i};
         snprintf(key.queue_id, sizeof key.queue_id, "%s", r->queue_id);
-        if (!queue_rcpt_final(r->rcpt[i].state)
+        if (queue_rcpt_active(r->rcpt[i].state)
             && !bsearch(&key, busy, n_busy, sizeof *busy, sched_item_id_cmp))
             sched_heap_push(&s->heap, r->queue_id, (unsigned)i, now_us);
     }
@@ -115,15 +122,18 @@ sched_item *sched_busy(const scheduler_t *s, size_t *n)
 
 const char *sched_rec_state(const queue_rec *r)
 {
-    bool deferred = false;
+    bool deferred = false, held = false;
     if (r->hold)
         return "hold";
     for (size_t i = 0; i < r->n; i++) {
         if (r->rcpt[i].state == CORREIO__RCPT_STATE__RCPT_PENDING)
             return "active";
         deferred = deferred || r->rcpt[i].state == CORREIO__RCPT_STATE__RCPT_DEFERRED;
+        held = held || r->rcpt[i].state == CORREIO__RCPT_STATE__RCPT_QUARANTINED;
     }
-    return deferred ? "deferred" : "active";   /* all final: its notices are on their way */
+    return deferred ? "deferred"
+           : held ? "quarantine"                /* only the operator moves it */
+           : "active";                          /* all final: its notices are on their way */
 }
 
 typedef struct sched_startup {
@@ -137,6 +147,7 @@ static void sched_startup_visit(void *ctx, const queue_rec *r)
     st->held += r->hold;
     uint64_t now_us = time_now_us();
     sched_schedule_rec(st->s, r, now_us);
+    quarantine_note_rec(st->s, r);
     /* A notice that was due when the process stopped is sent now. */
     if (notices_due_any(st->s->notices, r, now_us)) {
         notices_want(st->s->notices, r->queue_id);
@@ -476,13 +487,9 @@ static void sched_start_local(scheduler_t *s, queue_rec *rec, work_msg **msg, un
 {
     const config_t *cfg = s->st->cfg;
     const Envelope *env = sched_env(rec, *msg);
-    const Recipient *r = env->rcpt[i];
-    const char *folder = r->folder;
-    if (!folder[0] && env->verdict && env->verdict->is_spam)
-        folder = config_str(cfg, "spam_folder");
     maildir_job_opts opts = {
         .mail_root = config_str(cfg, "mail_root"),
-        .folder = folder,
+        .folder = env->rcpt[i]->folder,       /* the router's per recipient */
         .quota = (unsigned long long)config_size(cfg, "mailbox_quota"),
         .quota_bounce = strcmp(config_str(cfg, "quota_exceeded_action"), "bounce") == 0,
     };
@@ -490,11 +497,13 @@ static void sched_start_local(scheduler_t *s, queue_rec *rec, work_msg **msg, un
     workers_submit(s->workers, sched_share(rec, msg), i, &opts, tag);
 }
 
-/* sched_same_hop - do recipients a and b of env go the same way? */
+/* sched_same_hop - do recipients a and b of env go the same way, with
+ * the same content (one spam tag per SMTP transaction)? */
 static bool sched_same_hop(const Envelope *env, unsigned a, unsigned b)
 {
     const Recipient *x = env->rcpt[a], *y = env->rcpt[b];
-    return x->route == y->route && strcasecmp(x->nexthop, y->nexthop) == 0;
+    return x->route == y->route && strcasecmp(x->nexthop, y->nexthop) == 0
+           && strcmp(x->subject_tag, y->subject_tag) == 0;
 }
 
 /* sched_start_outbound - an SMTP/LMTP job for recipient first and every
@@ -512,7 +521,7 @@ static void sched_start_outbound(scheduler_t *s, queue_rec *rec, work_msg **msg,
     const sched_item *top;
     while (n < limit && (top = sched_heap_top(&s->heap)) && top->due_us <= now_us
            && strcmp(top->queue_id, rec->queue_id) == 0 && top->rcpt < rec->n
-           && !queue_rcpt_final(rec->rcpt[top->rcpt].state)
+           && queue_rcpt_active(rec->rcpt[top->rcpt].state)
            && rec->rcpt[top->rcpt].route == rec->rcpt[first].route
            && sched_same_hop(env, first, top->rcpt)) {
         sched_item it;
@@ -588,7 +597,7 @@ static void sched_dispatch(scheduler_t *s)
             rec = queue_get(t, it.queue_id);
         }
         if (!rec || rec->hold || it.rcpt >= rec->n
-            || queue_rcpt_final(rec->rcpt[it.rcpt].state))
+            || !queue_rcpt_active(rec->rcpt[it.rcpt].state))
             continue;               /* gone, held or settled meanwhile */
         if (!sched_start_rcpt(s, rec, &msg, it.rcpt, now_us))
             sched_heap_push(&aside, it.queue_id, it.rcpt, it.due_us);
@@ -644,6 +653,7 @@ void scheduler_receive(scheduler_t *s, void *pull)
 
     /* One transaction, one fsync for the whole batch. */
     bool ok = false;
+    uint64_t now_us = time_now_us();
     queue_txn *t = queue_begin(s->queue, true);
     if (t) {
         ok = true;
@@ -654,7 +664,8 @@ void scheduler_receive(scheduler_t *s, void *pull)
                 ok = false;
             else if (!known)
                 ok = queue_put_new(t, zmq_msg_data(&s->frames[i]), zmq_msg_size(&s->frames[i]),
-                                   envs[i]) == 0;
+                                   envs[i]) == 0
+                     && quarantine_take(t, envs[i], now_us) == 0;   /* in the same commit */
         }
         if (ok)
             ok = queue_commit(&t) == 0;
@@ -669,7 +680,6 @@ void scheduler_receive(scheduler_t *s, void *pull)
         s->accept_after_ms = time_mono_ms() + SCHED_RETRY_MS;
     }
 
-    uint64_t now_us = time_now_us();
     for (size_t i = 0; i < n; i++) {
         Envelope *env = envs[i];
         if (ok) {
@@ -681,8 +691,10 @@ void scheduler_receive(scheduler_t *s, void *pull)
             } else {
                 s->n_received++;
                 sched_log_queued(env);
+                quarantine_taken(s, env, now_us);
                 for (size_t r = 0; r < env->n_rcpt && !env->hold; r++)
-                    if (!queue_rcpt_final(env->rcpt[r]->state))
+                    if (queue_rcpt_active(env->rcpt[r]->state)
+                        && !quarantine_wanted(env->rcpt[r]))
                         sched_heap_push(&s->heap, env->queue_id, (unsigned)r, now_us);
             }
         }
@@ -714,6 +726,7 @@ void scheduler_run(scheduler_t *s)
     sched_collect(s);
     sched_dispatch(s);
     sched_record(s);
+    quarantine_sweep(s);
     notices_run(s->notices);
 
     int64_t now = time_mono_ms();
@@ -740,6 +753,9 @@ long scheduler_timeout_ms(const scheduler_t *s)
     long nt = notices_timeout_ms(s->notices);
     if (nt >= 0 && nt < t)
         t = nt;
+    long qt = quarantine_timeout_ms(s);
+    if (qt >= 0 && qt < t)
+        t = qt;
     const sched_item *top = sched_heap_top(&s->heap);
     if (top && (s->n_local < s->max_local || s->n_outbound < s->max_outbound)) {
         uint64_t now_us = time_now_us();
@@ -764,6 +780,7 @@ bool scheduler_reload(void *ctx)
         return false;
     }
     outbound_reconfigure(s->outbound, set);
+    quarantine_reconfigure(s);              /* spam_quarantine_lifetime may have changed */
     char *users = config_path(s->st->cfg, "users_file");
     quota_users_configure(users);            /* per-user limits for the workers */
     xfree(&users);

@@ -1,7 +1,8 @@
 /* scheduler_int.h - the scheduler's state, shared by its own files only
  * (scheduler.c: input, schedule, dispatch, results; queue_admin.c: the
- * operator's verbs).  Nothing outside delivery/scheduler*.c and
- * delivery/queue_admin.c includes it. */
+ * operator's verbs; quarantine.c: held spam).  Nothing outside
+ * delivery/scheduler*.c, delivery/queue_admin.c and delivery/quarantine.c
+ * includes it. */
 #ifndef CORREIO_DELIVERY_SCHEDULER_INT_H
 #define CORREIO_DELIVERY_SCHEDULER_INT_H
 
@@ -47,8 +48,10 @@ struct scheduler {
     int64_t      record_retry_ms;          /* after a failed commit: not before */
     int64_t      accept_after_ms;          /* after a failed store: not before */
     int64_t      next_prune_ms;
+    uint64_t     quarantine_due_us;        /* earliest quarantine expiry; 0: none held */
     zmq_msg_t    frames[SCHED_BATCH];
     unsigned long long n_received, n_duplicates, n_delivered, n_deferred, n_failed;
+    unsigned long long n_quarantined;
 };
 
 /* sched_busy - the recipients with an attempt under way (a job has it,
@@ -64,5 +67,36 @@ void sched_schedule_now(scheduler_t *s, const queue_rec *r, const sched_item *bu
  * recipient not tried yet, or all are done and notices are on their
  * way). */
 const char *sched_rec_state(const queue_rec *r);
+/* admin_header_section - the fields correio prepended and the client's
+ * header section of env, printable, bounded (queue_admin.c); malloc'ed. */
+char *admin_header_section(const Envelope *env);
+
+/* ---- quarantine.c: recipients held for the operator */
+
+/* quarantine_wanted - is r, as the router sent it, to be held
+ * (SPAM_ACTION_QUARANTINE and still pending)? */
+bool quarantine_wanted(const Recipient *r);
+/* quarantine_take - within the transaction that stored env just now:
+ * its wanted recipients become RCPT_QUARANTINED at now_us.  0, or -1
+ * (warned): abort the transaction. */
+int quarantine_take(queue_txn *t, const Envelope *env, uint64_t now_us);
+/* quarantine_taken - after that commit: log the held recipients and
+ * note when they expire. */
+void quarantine_taken(scheduler_t *s, const Envelope *env, uint64_t now_us);
+/* quarantine_note_rec - at startup: note when r's held recipients
+ * expire. */
+void quarantine_note_rec(scheduler_t *s, const queue_rec *r);
+/* quarantine_sweep - drop the held copies past spam_quarantine_lifetime
+ * (no bounce), when one is due. */
+void quarantine_sweep(scheduler_t *s);
+/* quarantine_timeout_ms - until the next expiry, -1 when none is held. */
+long quarantine_timeout_ms(const scheduler_t *s);
+/* quarantine_reconfigure - after a reload: look again soon (the
+ * lifetime may be shorter now). */
+void quarantine_reconfigure(scheduler_t *s);
+/* quarantine_admin - "quarantine-list [ADDRESS|@DOMAIN]", "quarantine-show
+ * ID", "quarantine-release ID [RCPT|ALL]", "quarantine-delete ID
+ * [RCPT|ALL]"; false when command is none of them. */
+bool quarantine_admin(scheduler_t *s, const AdminRequest *req, AdminReply *reply);
 
 #endif

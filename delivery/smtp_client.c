@@ -32,6 +32,7 @@
 #include "log.h"
 #include "smtp_client.h"
 #include "status_code.h"
+#include "subject_tag.h"
 #include "timeutil.h"
 #include "xalloc.h"
 
@@ -129,8 +130,9 @@ struct smtp_client {
     size_t           accepted;
     bool             mail_ok;
     content_cursor   content;
-    header_range    *keep;              /* the parts of txn.body to send */
-    size_t           n_keep;
+    struct iovec    *pieces;            /* the parts of txn.body to send, with */
+    size_t           n_pieces;          /* the spam tag spliced in (subject_tag.h) */
+    subject_tag_plan tag;
 };
 
 typedef void (*reply_handler)(smtp_client_t *c, const smtp_reply *r);
@@ -725,7 +727,7 @@ static void on_quit(smtp_client_t *c, const smtp_reply *r)
 static size_t txn_pieces(const smtp_client_t *c)
 {
     /* extra header, the headers, the kept ranges of the body */
-    return c->txn.n_headers + 1 + c->n_keep;
+    return c->txn.n_headers + 1 + c->n_pieces;
 }
 
 /* txn_piece - piece i of the content: false past the last. */
@@ -742,9 +744,9 @@ static bool txn_piece(const smtp_client_t *c, size_t i, const char **p, size_t *
         *p = (const char *)t->headers[i - 1].data;
         *len = t->headers[i - 1].len;
     } else {
-        const header_range *k = &c->keep[i - 1 - t->n_headers];
-        *p = (const char *)t->body + k->offset;
-        *len = k->len;
+        const struct iovec *k = &c->pieces[i - 1 - t->n_headers];
+        *p = k->iov_base;
+        *len = k->iov_len;
     }
     return true;
 }
@@ -1414,7 +1416,8 @@ void smtp_client_free(smtp_client_t **cp)
     xfree((char **)&c->opts.tls_server_name);
     xfree(&c->rstate);
     xfree(&c->rreply);
-    xfree(&c->keep);
+    xfree(&c->pieces);
+    subject_tag_plan_free(&c->tag);
     xfree(cp);
 }
 
@@ -1476,9 +1479,16 @@ int64_t smtp_client_deadline_ms(const smtp_client_t *c)
 static void txn_prepare(smtp_client_t *c, const smtp_txn *txn)
 {
     c->txn = *txn;
-    xfree(&c->keep);
-    c->n_keep = header_skip_ranges(txn->body, txn->body != NULL ? txn->body_len : 0,
-                                   txn->drop_headers, txn->n_drop_headers, &c->keep);
+    header_range *keep = NULL;
+    size_t len = txn->body != NULL ? txn->body_len : 0;
+    size_t n_keep = header_skip_ranges(txn->body, len, txn->drop_headers,
+                                       txn->n_drop_headers, &keep);
+    xfree(&c->pieces);
+    subject_tag_plan_free(&c->tag);
+    if (txn->subject_tag != NULL && txn->subject_tag[0] != '\0')
+        subject_tag_plan_make(txn->body, len, txn->subject_tag, &c->tag);
+    c->n_pieces = subject_tag_pieces(txn->body, keep, n_keep, &c->tag, &c->pieces);
+    xfree(&keep);
     if (txn->n_rcpt > c->rcpt_cap) {
         c->rstate = xrealloc(c->rstate, txn->n_rcpt * sizeof(*c->rstate));
         c->rreply = xrealloc(c->rreply, txn->n_rcpt * sizeof(*c->rreply));

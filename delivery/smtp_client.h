@@ -99,6 +99,10 @@ typedef struct smtp_txn {
                                               * (Envelope.drop_headers); the
                                               * prepended ones are never dropped */
     size_t                     n_drop_headers;
+    const char                *subject_tag;  /* spam tag written into the body's
+                                              * Subject (subject_tag.h), NULL or
+                                              * "" for none: the same for every
+                                              * recipient of the transaction */
 } smtp_txn;
 
 typedef enum {

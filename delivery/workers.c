@@ -109,6 +109,7 @@ static void workers_run_job(workers_t *w, work_job *job)
         .n_drop_headers = env->n_drop_headers,
         .arrival = (long long)(env->received_at / 1000000),
         .folder = job->folder,
+        .subject_tag = rc->subject_tag,
     };
     char err[256], stable_id[64], to[ADDR_PATH_MAX + 8];
     bool duplicate;

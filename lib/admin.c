@@ -36,9 +36,15 @@ static void reply_release(AdminReply *reply)
         own_free(e->state);
         own_free(e->sender);
         own_free(e->reason);
+        own_free(e->header_from);
+        own_free(e->subject);
+        for (size_t j = 0; j < e->n_hits; j++)
+            own_free(e->hits[j]);
+        free(e->hits);
         for (size_t j = 0; j < e->n_rcpt; j++) {
             own_free(e->rcpt[j]->address);
             own_free(e->rcpt[j]->status_text);
+            own_free(e->rcpt[j]->original);
             free(e->rcpt[j]);
         }
         free(e->rcpt);

@@ -18,7 +18,9 @@ typedef void (*admin_handler)(void *ctx, const AdminRequest *req, AdminReply *re
  * Bad frames get status 1 and a text; the stage goes on. */
 void admin_serve(void *rep, const char *stage, admin_handler handler, void *ctx);
 
-/* Reply helpers: strings are copied. */
+/* Reply helpers: strings are copied.  A handler may also set an
+ * entry's header_from, subject and hits, and a recipient's original,
+ * to malloc'ed strings: they are freed with the rest. */
 void admin_reply_text(AdminReply *reply, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 QueueEntry *admin_reply_add_entry(AdminReply *reply, const char *queue_id,

@@ -2,7 +2,7 @@
  * ends, trace and prepended header fields first, a unique name carrying
  * S=<size>, and nothing left in tmp/; fields named in drop_headers left
  * out of the client's header (not of the prepended ones); Maildir++
- * folders; Delivered-To loop detection. */
+ * folders; Delivered-To loop detection; the spam tag in the Subject. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -328,6 +328,72 @@ static void test_maildir_drop_headers(void **state)
     xfree(&cmd);
 }
 
+/* maildir_test_one - deliver m into a fresh root and return the file
+ * (malloc'ed), checking its S= against maildir_msg_size. */
+static char *maildir_test_one(const maildir_msg *m, size_t *len)
+{
+    char root[] = "/tmp/maildir_test.XXXXXX";
+    assert_non_null(mkdtemp(root));
+    char err[256];
+    assert_int_equal(maildir_deliver(root, "example.test/b", m, NULL, err, sizeof err), 0);
+    char *newdir = xasprintf("%s/example.test/b/new", root);
+    char names[2][256];
+    assert_int_equal(maildir_test_names(newdir, names, 2), 1);
+    char *path = xasprintf("%s/%s", newdir, names[0]);
+    char *data = fs_read_file(path, len);
+    assert_non_null(data);
+    assert_int_equal(maildir_msg_size(m), *len);
+    char *sz = xasprintf(",S=%zu", *len);
+    assert_string_equal(names[0] + strlen(names[0]) - strlen(sz), sz);
+    xfree(&sz);
+    xfree(&path);
+    xfree(&newdir);
+    char *cmd = xasprintf("rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+    xfree(&cmd);
+    return data;
+}
+
+/* The spam tag goes into the client's Subject (with LF line ends like
+ * the rest), or a Subject field is made; a dropped Subject is not
+ * tagged; no tag leaves the message as it was. */
+static void test_maildir_subject_tag(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *tag, *drop, *want;
+    } cases[] = {
+        {"From: a@example.org\r\nSubject: Hello\r\n\r\nSubject: body\r\n", "[SPAM] ", NULL,
+         "From: a@example.org\nSubject: [SPAM] Hello\n\nSubject: body\n"},
+        {"From: a@example.org\r\n\r\nbody\r\n", "[SPAM] ", NULL,
+         "Subject: [SPAM]\nFrom: a@example.org\n\nbody\n"},
+        {"Subject: [SPAM] again\r\n\r\nb\r\n", "[SPAM] ", NULL,
+         "Subject: [SPAM] again\n\nb\n"},
+        {"subject:\r\n =?utf-8?Q?caf=C3=A9?=\r\n\r\nb\r\n", "***SPAM*** ", NULL,
+         "subject:\n ***SPAM*** =?utf-8?Q?caf=C3=A9?=\n\nb\n"},
+        {"X-Old: 1\r\nSubject: Hi\r\n\r\nb\r\n", "[SPAM] ", "x-old",
+         "Subject: [SPAM] Hi\n\nb\n"},
+        {"Subject: Hi\r\nTo: b@example.test\r\n\r\nb\r\n", "[SPAM] ", "subject",
+         "To: b@example.test\n\nb\n"},
+        {"Subject: Hi\r\n\r\nb\r\n", "", NULL, "Subject: Hi\n\nb\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *drop[1] = {cases[i].drop};
+        maildir_msg m = {.sender = "a@example.org", .recipient = "b@example.test",
+                         .body = cases[i].body, .body_len = strlen(cases[i].body),
+                         .drop_headers = drop, .n_drop_headers = cases[i].drop ? 1 : 0,
+                         .subject_tag = cases[i].tag};
+        char *want = xasprintf("Return-Path: <a@example.org>\nDelivered-To: b@example.test\n%s",
+                               cases[i].want);
+        size_t len;
+        char *data = maildir_test_one(&m, &len);
+        if (len != strlen(want) || memcmp(data, want, len) != 0)
+            fail_msg("case %zu: got \"%.*s\", want \"%s\"", i, (int)len, data, want);
+        xfree(&data);
+        xfree(&want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_maildir_refuses),
         cmocka_unit_test(test_maildir_folder),
         cmocka_unit_test(test_maildir_loop),
+        cmocka_unit_test(test_maildir_subject_tag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

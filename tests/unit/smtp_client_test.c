@@ -331,6 +331,35 @@ static void test_pipelining(void **state)
     conv_end(&t);
 }
 
+/* subject_tag: the tag goes into the body's Subject, SIZE= counts it,
+ * and a line the split leaves starting with '.' is still stuffed. */
+static void test_subject_tag(void **state)
+{
+    static const char body[] = "From: a@b\r\nSubject: hi\r\n\r\n.dot\r\n";
+    static const char sent[] = "From: a@b\r\nSubject: [SPAM] hi\r\n\r\n.dot\r\n";
+    conv_t t;
+    txn_t x;
+    char want[512];
+
+    (void)state;
+    conv_opts(&t);
+    session(&t, "250-PIPELINING\r\n250 SIZE 1000\r\n");
+    txn_init(&x, 1, body);
+    x.txn.subject_tag = "[SPAM]";
+    smtp_client_start(t.c, &x.txn);
+    assert_int_equal(io(&t), SMTP_CLIENT_RUNNING);
+    snprintf(want, sizeof(want), "MAIL FROM:<s@a.test> SIZE=%zu\r\nRCPT TO:<r1@b.test>\r\n"
+             "DATA\r\n", strlen(sent));
+    expect_one_read(&t, want);
+    srv_send(&t, "250 ok\r\n250 ok\r\n354 go\r\n");
+    assert_int_equal(io(&t), SMTP_CLIENT_RUNNING);
+    expect(&t, "From: a@b\r\nSubject: [SPAM] hi\r\n\r\n..dot\r\n.\r\n");
+    srv_send(&t, "250 queued\r\n");
+    assert_int_equal(io(&t), SMTP_CLIENT_DONE);
+    assert_int_equal(io(&t), SMTP_CLIENT_READY);
+    conv_end(&t);
+}
+
 /* drop_headers: the named fields of the body's header (folded lines
  * too) are not sent, the prepended one is; a kept range that starts with
  * '.' is dot-stuffed; SIZE= counts what is sent; a peer SIZE limit the
@@ -1164,6 +1193,7 @@ int main(void)
         cmocka_unit_test(test_pipelining),
         cmocka_unit_test(test_one_at_a_time),
         cmocka_unit_test(test_drop_headers),
+        cmocka_unit_test(test_subject_tag),
         cmocka_unit_test(test_helo_fallback),
         cmocka_unit_test(test_prechecks),
         cmocka_unit_test(test_rset_and_reuse),
