@@ -30,7 +30,7 @@ CFLAGS   += -std=gnu11 -Wall -Wextra -Werror=implicit-function-declaration \
             -D_GNU_SOURCE $(SANFLAGS)
 CPPFLAGS += -Ilib -I$(BUILD)/gen $(PKG_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
-LDLIBS   += $(PKG_LIBS) -lpthread
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
 STAGES   := ingress classifier router delivery fetcher
 PROGRAMS := $(addprefix $(BUILD)/bin/correio-,$(STAGES)) $(BUILD)/bin/correio
@@ -132,6 +132,8 @@ FUZZ_LIBS_rules    := -lpcre2-8
 FUZZ_SRC_spf_record := lib/spf.c lib/dns.c lib/dns_cache.c lib/timeutil.c $(FUZZ_BASE)
 FUZZ_LIBS_spf_record := -lcares
 FUZZ_SRC_mime      := lib/mime.c lib/html.c $(FUZZ_BASE)
+FUZZ_SRC_dkim      := classifier/dkim.c $(FUZZ_BASE)
+FUZZ_LIBS_dkim     := -lopendkim
 FUZZ_NAMES := $(patsubst tests/fuzz/%_fuzz.c,%,$(wildcard tests/fuzz/*_fuzz.c))
 
 build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $$(FUZZ_SRC_$$*) $(PROTO_C)

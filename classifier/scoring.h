@@ -135,5 +135,20 @@ bool test_lists_keywords(const scoring_msg *msg, void *ctx);
  * (scoring.c counts them times the row's score). */
 double test_lists_keyword_points(const scoring_msg *msg, void *ctx);
 bool test_lists_auth(const scoring_msg *msg, void *ctx);
+/* test_bayes.c: the band of the Bayesian spam probability (lib/bayes.h)
+ * when spam_bayes = yes; one ctx per row, sharing one read-only database
+ * and the probability of the message being scored. */
+void *test_bayes_new(const config_t *cfg);
+void test_bayes_free(void *ctx);
+bool test_bayes_00(const scoring_msg *msg, void *ctx);
+bool test_bayes_05(const scoring_msg *msg, void *ctx);
+bool test_bayes_20(const scoring_msg *msg, void *ctx);
+bool test_bayes_40(const scoring_msg *msg, void *ctx);
+bool test_bayes_50(const scoring_msg *msg, void *ctx);
+bool test_bayes_60(const scoring_msg *msg, void *ctx);
+bool test_bayes_80(const scoring_msg *msg, void *ctx);
+bool test_bayes_95(const scoring_msg *msg, void *ctx);
+bool test_bayes_99(const scoring_msg *msg, void *ctx);
+bool test_bayes_999(const scoring_msg *msg, void *ctx);
 
 #endif

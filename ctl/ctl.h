@@ -31,7 +31,15 @@ int cmd_fetch(const ctl_opts *o, int argc, char **argv);   /* cmd_fetch.c */
 int cmd_greylist(const ctl_opts *o, int argc, char **argv);  /* cmd_policy.c */
 int cmd_intrusion(const ctl_opts *o, int argc, char **argv); /* cmd_policy.c */
 int cmd_limits(const ctl_opts *o, int argc, char **argv);    /* cmd_policy.c */
+int cmd_awl(const ctl_opts *o, int argc, char **argv);       /* cmd_policy.c */
 int cmd_list(const ctl_opts *o, int argc, char **argv);      /* cmd_list.c */
+int cmd_quarantine(const ctl_opts *o, int argc, char **argv); /* cmd_quarantine.c */
+
+/* list_open - the spam lists (data_directory/lists), writable; as root
+ * the process becomes mail_owner first (cmd_list.c).  NULL after an
+ * error message. */
+struct spam_lists *list_open(const ctl_opts *o);
+int cmd_bayes(const ctl_opts *o, int argc, char **argv);     /* cmd_bayes.c */
 
 /* ctl_error - "correio: MESSAGE" on stderr (for interactive commands;
  * the supervisor logs through lib/log.c instead). */

@@ -292,7 +292,7 @@ const param_def config_params[] = {
      "receives one copy of each message deleted for spam_delete_score (empty: none)"},
     {"spam_action_maps", PARAM_MAPS, "", 0, 0,
      "user@domain, @domain or domain -> \"tag=N folder=N quarantine=N delete=N\" (off for never)"},
-    {"spam_quarantine_lifetime", PARAM_TIME, "30d", 1 * HOUR, 365 * DAY,
+    {"spam_quarantine_lifetime", PARAM_TIME, "30d", 1 * SEC, 365 * DAY,
      "a quarantined copy neither released nor deleted is dropped after this long"},
 
     /* --- delivery */
