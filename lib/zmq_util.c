@@ -65,6 +65,25 @@ void zmq_util_connect(void *sock, const char *endpoint)
                   endpoint, zmq_strerror(zmq_errno()));
 }
 
+int zmq_util_connect_to(void *sock, const char *endpoint, const char *peer)
+{
+    (void)peer;                 /* CurveZMQ: the peer's server key */
+    if (zmq_connect(sock, endpoint) != 0) {
+        log_warn("cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
+int zmq_util_disconnect(void *sock, const char *endpoint)
+{
+    if (zmq_disconnect(sock, endpoint) != 0) {
+        log_debug("disconnect %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
 int zmq_util_fd(void *sock)
 {
     int fd;

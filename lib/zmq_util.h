@@ -27,6 +27,14 @@ void *zmq_util_socket(void *ctx, int type, int hwm);
 void zmq_util_bind(void *sock, const char *endpoint);
 /* zmq_util_connect - connect; fatal on a malformed endpoint. */
 void zmq_util_connect(void *sock, const char *endpoint);
+/* zmq_util_connect_to - connect to a stage of kind peer ("ingress",
+ * "classifier", "router", "delivery", "fetcher"): the CurveZMQ client
+ * settings for that peer are applied first (lib/curve.h).  Returns 0, or
+ * -1 (logged) when the endpoint cannot be connected. */
+int zmq_util_connect_to(void *sock, const char *endpoint, const char *peer);
+/* zmq_util_disconnect - undo a connect (a replica went away); -1 (logged
+ * at debug) when it was not connected. */
+int zmq_util_disconnect(void *sock, const char *endpoint);
 int  zmq_util_fd(void *sock);
 bool zmq_util_readable(void *sock);
 bool zmq_util_writable(void *sock);
