@@ -9,7 +9,8 @@ liblmdb-dev lmdb-utils libssl-dev libc-ares-dev libcrypt-dev libcmocka-dev
 swaks python3 python3-zmq openssl postfix procps iproute2 perl clang
 libpcre2-dev unbound python3-dnslib bind9-dnsutils dovecot-core dovecot-lmtpd
 dovecot-pop3d dovecot-imapd fetchmail python3-spf
-libopendkim-dev python3-dkim"
+libopendkim-dev python3-dkim libmicrohttpd-dev
+docker-compose python3-yaml python3-jsonschema"
 # `mk/deps.sh bench`: also what only the benchmarks use (SpamAssassin, to
 # score the same corpus as correio's classifier: bench/spam_accuracy.sh)
 [ "${1:-}" = bench ] && PKGS="$PKGS spamassassin spamc spamd"
