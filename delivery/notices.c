@@ -381,8 +381,8 @@ notices_t *notices_new(stage_t *st, queue_t *q)
     n->started_us = time_now_us();
     n->st = st;
     n->queue = q;
-    n->submit = submit_client_new(st->zctx, config_str(st->cfg, "ingress_submit_endpoint"),
-                                  NOTICE_HWM);
+    n->submit = submit_client_new(st->zctx, st->cfg,
+                                  config_str(st->cfg, "ingress_submit_endpoint"), NOTICE_HWM);
     return n;
 }
 

@@ -110,7 +110,7 @@ static bool load_accounts(fetch_run_t *fr)
 static void *worker_main(void *arg)
 {
     fetch_run_t *fr = arg;
-    submit_client_t *submit = submit_client_new(fr->st->zctx, fr->submit_endpoint,
+    submit_client_t *submit = submit_client_new(fr->st->zctx, fr->st->cfg, fr->submit_endpoint,
                                                 FETCH_SUBMIT_HWM);
 
     for (;;) {

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "content_checks.h"
+#include "endpoints.h"
 #include "ingress.h"
 #include "log.h"
 #include "policy_client.h"
@@ -146,7 +147,16 @@ bool ingress_configure(ingress_t *ig)
 
     ig->hostname = ig->st->hostname;
     ig->banner = config_str(cfg, "smtpd_banner");
-    ig->events_endpoint = config_str(cfg, "ingress_events_endpoint");
+    {   /* the origin delivery sends events to: THIS ingress, even when
+         * the endpoint names the service (endpoints_advertise); worked
+         * out at start, kept for the process's life (the bind does not
+         * change on reload either) */
+        static char *origin;
+        if (origin == NULL)
+            origin = endpoints_advertise(cfg, config_str(cfg, "ingress_events_endpoint"),
+                                         config_str(cfg, "ingress_events_advertise"));
+        ig->events_endpoint = origin;
+    }
     ig->message_size_limit = (size_t)config_size(cfg, "message_size_limit");
     ig->rcpt_limit = (unsigned)config_int(cfg, "smtpd_recipient_limit");
     ig->timeout_ms = config_time_ms(cfg, "smtpd_timeout");

@@ -1,10 +1,18 @@
 /* endpoints.c - resolving configured ZeroMQ endpoints (see endpoints.h). */
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "endpoints.h"
+#include "log.h"
 #include "xalloc.h"
 
 /* A growing NULL-terminated list of strings. */
@@ -24,10 +32,15 @@ static void list_add(list *l, const char *s)
     l->item[l->n] = NULL;
 }
 
+char *endpoints_join(const char *addr, const char *port)
+{
+    return strchr(addr, ':') ? xasprintf("tcp://[%s]:%s", addr, port)
+                             : xasprintf("tcp://%s:%s", addr, port);
+}
+
 static void list_add_address(list *l, const char *addr, const char *port)
 {
-    char *ep = strchr(addr, ':') ? xasprintf("tcp://[%s]:%s", addr, port)
-                                 : xasprintf("tcp://%s:%s", addr, port);
+    char *ep = endpoints_join(addr, port);
 
     list_add(l, ep);
     free(ep);
@@ -168,4 +181,178 @@ char **endpoints_expand(const config_t *cfg, const char *const *endpoints, char 
     if (out.item == NULL)
         out.item = xcalloc(1, sizeof(char *));
     return out.item;
+}
+
+int endpoints_name(const char *endpoint, char **host, char **port, char **err)
+{
+    const char *hostport, *colon;
+    char *h;
+
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return 0;
+    hostport = endpoint + strlen("tcp://");
+    colon = strrchr(hostport, ':');
+    if (colon == NULL || colon == hostport || colon[1] == '\0') {
+        *err = xstrdup("not tcp://NAME:PORT");
+        return -1;
+    }
+    h = xasprintf("%.*s", (int)(colon - hostport), hostport);
+    if (strcmp(h, "*") == 0) {
+        free(h);
+        *err = xstrdup("a wildcard address can be bound, not asked");
+        return -1;
+    }
+    if (ip_literal(h) || strcmp(h, "localhost") == 0) {
+        free(h);
+        return 0;
+    }
+    *host = h;
+    *port = xstrdup(colon + 1);
+    return 1;
+}
+
+char *endpoints_bind_form(const char *endpoint)
+{
+    char *host = NULL, *port = NULL, *err = NULL, *out;
+
+    if (endpoints_name(endpoint, &host, &port, &err) != 1) {
+        free(err);
+        return xstrdup(endpoint);
+    }
+    out = xasprintf("tcp://*:%s", port);
+    free(host);
+    free(port);
+    return out;
+}
+
+/* ------------------------------------------------------------ own address */
+
+/* addr_text - the address of sa in text form, or false for a loopback
+ * one when no_loopback. */
+static bool addr_text(const struct sockaddr *sa, bool no_loopback, char *out, size_t size)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        if (no_loopback && (ntohl(in->sin_addr.s_addr) >> 24) == 127)
+            return false;
+        return inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)size) != NULL;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr)
+            || (no_loopback && IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)))
+            return false;
+        return inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)size) != NULL;
+    }
+    return false;
+}
+
+/* route_source - the source address the kernel picks to reach peer
+ * ("tcp://ADDR:PORT"). */
+static bool route_source(const char *peer, char *out, size_t size)
+{
+    char *host;
+    struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST }, *ai;
+    struct sockaddr_storage me;
+    socklen_t len = sizeof(me);
+    const char *hp = peer + strlen("tcp://"), *colon = strrchr(hp, ':');
+    bool ok = false;
+    int fd;
+
+    if (strncmp(peer, "tcp://", 6) != 0 || colon == NULL)
+        return false;
+    host = (*hp == '[') ? xasprintf("%.*s", (int)(colon - hp - 2), hp + 1)
+                        : xasprintf("%.*s", (int)(colon - hp), hp);
+    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
+        free(host);
+        return false;
+    }
+    fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0
+        && getsockname(fd, (struct sockaddr *)&me, &len) == 0)
+        ok = addr_text((struct sockaddr *)&me, false, out, size);
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    free(host);
+    return ok;
+}
+
+/* hostname_address - the first non-loopback address gethostname() has. */
+static bool hostname_address(char *out, size_t size)
+{
+    char name[256];
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+    bool ok = false;
+
+    if (gethostname(name, sizeof(name)) != 0 || getaddrinfo(name, NULL, &hints, &res) != 0)
+        return false;
+    for (ai = res; ai && !ok; ai = ai->ai_next)
+        ok = addr_text(ai->ai_addr, true, out, size);
+    freeaddrinfo(res);
+    return ok;
+}
+
+/* interface_address - the first non-loopback address of an interface that is up. */
+static bool interface_address(char *out, size_t size)
+{
+    struct ifaddrs *ifs, *i;
+    bool ok = false;
+
+    if (getifaddrs(&ifs) != 0)
+        return false;
+    for (i = ifs; i && !ok; i = i->ifa_next)
+        if (i->ifa_addr && (i->ifa_flags & IFF_UP) && !(i->ifa_flags & IFF_LOOPBACK))
+            ok = addr_text(i->ifa_addr, true, out, size);
+    freeifaddrs(ifs);
+    return ok;
+}
+
+char *endpoints_advertise(const config_t *cfg, const char *endpoint, const char *advertise)
+{
+    const char *hp, *colon;
+    char *host, own[INET6_ADDRSTRLEN] = "";
+    bool named, wildcard;
+    const char *how = NULL;
+    char *out;
+
+    if (advertise && *advertise)
+        return xstrdup(advertise);
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return xstrdup(endpoint);
+    hp = endpoint + strlen("tcp://");
+    if ((colon = strrchr(hp, ':')) == NULL)
+        return xstrdup(endpoint);       /* malformed: the bind said so already */
+    host = xasprintf("%.*s", (int)(colon - hp), hp);
+    wildcard = strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0
+               || strcmp(host, "[::]") == 0;
+    named = !wildcard && !ip_literal(host) && strcmp(host, "localhost") != 0;
+    if (!named && !wildcard) {
+        free(host);
+        return xstrdup(endpoint);
+    }
+    if (named) {
+        dns_t *d = NULL;
+        char *err = NULL;
+        char **peers = endpoints_resolve(cfg, &d, endpoint, &err);
+
+        for (char **p = peers; p && *p && !how; p++)
+            if (route_source(*p, own, sizeof(own)))
+                how = "the route to";
+        endpoints_free(&peers);
+        dns_free(&d);
+        free(err);
+    }
+    if (!how && hostname_address(own, sizeof(own)))
+        how = "the host name of";
+    if (!how && interface_address(own, sizeof(own)))
+        how = "an interface of";
+    if (!how) {
+        snprintf(own, sizeof(own), "127.0.0.1");
+        how = "no other address than loopback for";
+    }
+    out = endpoints_join(own, colon + 1);
+    log_info("events: advertising %s (%s %s)", out, how, endpoint);
+    free(host);
+    return out;
 }

@@ -14,10 +14,11 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 #include <zmq.h>
 
-#include "endpoints.h"
+#include "discovery.h"
 #include "log.h"
 #include "policy_client.h"
 #include "timeutil.h"
@@ -31,25 +32,31 @@
 typedef struct node {
     char *endpoint;
     void *sock;
+    int   fd;                       /* its ZMQ_FD, in the client's epoll set */
 } node;
 
 struct policy_call {
     policy_client_t *c;
     uint64_t     id;
     int64_t      deadline;          /* monotonic ms */
-    uint8_t     *unsent;            /* the request, while it could not be sent */
-    size_t       unsent_len;
-    void        *sock;              /* its router's socket */
+    char        *key;               /* to find the owner again when routers change */
+    uint8_t     *data;              /* the request, kept until answered */
+    size_t       len;
+    void        *sock;              /* the router it went to; NULL: not sent */
     policy_cb    cb;
     void        *arg;
     policy_call_t *prev, *next;
 };
 
 struct policy_client {
+    void        *zctx;
     node        *node;
-    size_t       n;
+    size_t       n, cap;
     const char **names;             /* node[i].endpoint, for policy_rendezvous */
-    int         *fds;
+    discovery_t **watch;            /* one per configured endpoint */
+    size_t       n_watch;
+    int          epfd;              /* every node's ZMQ_FD and every watch's fd */
+    int          fds[1];            /* policy_client_fds: epfd */
     int64_t      timeout_ms;
     uint64_t     next_id;
     policy_call_t *head, *tail;
@@ -99,55 +106,122 @@ const char *policy_client_owner(const policy_client_t *c, const char *key)
     return c->n ? c->names[policy_rendezvous(c->names, c->n, key)] : "";
 }
 
+/* owner_sock - the socket of the router that owns key now; NULL when no
+ * router is known. */
+static void *owner_sock(const policy_client_t *c, const char *key)
+{
+    return c->n ? c->node[policy_rendezvous(c->names, c->n, key ? key : "")].sock : NULL;
+}
+
 /* ------------------------------------------------------------ life */
+
+/* epoll_watch - fd into (add) or out of the client's epoll set. */
+static void epoll_watch(policy_client_t *c, int fd, bool add)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+
+    if (fd < 0)
+        return;
+    if (epoll_ctl(c->epfd, add ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &ev) != 0)
+        log_warn("policy: epoll_ctl: %s", strerror(errno));
+}
+
+/* node_add - a router address joined: one DEALER for it. */
+static void node_add(policy_client_t *c, const char *addr)
+{
+    int one = 1;
+    void *sock = zmq_util_socket(c->zctx, ZMQ_DEALER, POLICY_HWM);
+
+    if (zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0
+        || zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof(one)) != 0
+        || zmq_util_connect_to(sock, addr, "router") != 0) {
+        log_warn("policy: %s: cannot connect: %s", addr, zmq_strerror(zmq_errno()));
+        zmq_close(sock);
+        return;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 4;
+        c->node = xrealloc(c->node, c->cap * sizeof(*c->node));
+        c->names = xrealloc(c->names, c->cap * sizeof(*c->names));
+    }
+    node *nd = &c->node[c->n];
+    nd->endpoint = xstrdup(addr);
+    nd->sock = sock;
+    nd->fd = zmq_util_fd(sock);
+    c->names[c->n] = nd->endpoint;
+    c->n++;
+    epoll_watch(c, nd->fd, true);
+}
+
+/* node_remove - a router address left: its unanswered requests go to
+ * the keys' new owners (the old one will not answer). */
+static void node_remove(policy_client_t *c, const char *addr)
+{
+    size_t i;
+
+    for (i = 0; i < c->n && strcmp(c->node[i].endpoint, addr) != 0; i++)
+        ;
+    if (i == c->n)
+        return;
+    for (policy_call_t *call = c->head; call; call = call->next)
+        if (call->sock == c->node[i].sock)
+            call->sock = NULL;          /* sent again by policy_client_process */
+    epoll_watch(c, c->node[i].fd, false);
+    zmq_close(c->node[i].sock);
+    xfree(&c->node[i].endpoint);
+    c->n--;
+    c->node[i] = c->node[c->n];
+    for (size_t k = 0; k < c->n; k++)
+        c->names[k] = c->node[k].endpoint;
+}
+
+/* on_change - discovery's callback: the router set changed, and with it
+ * the owner of some keys (rendezvous hashing moves only those). */
+static void on_change(void *ctx, const char *addr, bool added)
+{
+    policy_client_t *c = ctx;
+
+    log_info("policy: router %s %s", addr, added ? "joined" : "left");
+    if (added)
+        node_add(c, addr);
+    else
+        node_remove(c, addr);
+}
 
 policy_client_t *policy_client_new(void *zctx, const config_t *cfg,
                                    const char *const *endpoints, int64_t timeout_ms,
                                    char **err)
 {
-    char **addrs = endpoints_expand(cfg, endpoints, err);
     policy_client_t *c;
     size_t n = 0;
 
-    if (addrs == NULL)
-        return NULL;
-    while (addrs[n])
+    while (endpoints && endpoints[n])
         n++;
     if (n == 0) {
-        endpoints_free(&addrs);
         *err = xstrdup("no endpoint");
         return NULL;
     }
     c = xcalloc(1, sizeof(*c));
-    c->node = xcalloc(n, sizeof(*c->node));
-    c->names = xcalloc(n, sizeof(*c->names));
-    c->fds = xcalloc(n, sizeof(*c->fds));
+    c->zctx = zctx;
     c->timeout_ms = timeout_ms;
     c->next_id = 1;
+    if ((c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+        *err = xasprintf("epoll_create1: %s", strerror(errno));
+        xfree(&c);
+        return NULL;
+    }
+    c->fds[0] = c->epfd;
+    c->watch = xcalloc(n, sizeof(*c->watch));
     for (size_t i = 0; i < n; i++) {
-        node *nd = &c->node[c->n];
-        int one = 1;
-
-        nd->endpoint = addrs[i];
-        addrs[i] = NULL;
-        nd->sock = zmq_util_socket(zctx, ZMQ_DEALER, POLICY_HWM);
-        if (zmq_setsockopt(nd->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0
-            || zmq_setsockopt(nd->sock, ZMQ_IPV6, &one, sizeof(one)) != 0
-            || zmq_connect(nd->sock, nd->endpoint) != 0) {
-            *err = xasprintf("%s: cannot connect: %s", nd->endpoint, zmq_strerror(zmq_errno()));
-            zmq_close(nd->sock);
-            xfree(&nd->endpoint);
-            for (size_t j = i + 1; j < n; j++)
-                xfree(&addrs[j]);
-            xfree(&addrs);
+        /* the first set is reported from here, through on_change */
+        c->watch[i] = discovery_watch(endpoints[i], cfg, on_change, c, err);
+        if (c->watch[i] == NULL) {
             policy_client_free(&c);
             return NULL;
         }
-        c->names[c->n] = nd->endpoint;
-        c->fds[c->n] = zmq_util_fd(nd->sock);
-        c->n++;
+        c->n_watch++;
+        epoll_watch(c, discovery_fd(c->watch[i]), true);
     }
-    xfree(&addrs);
     return c;
 }
 
@@ -175,22 +249,26 @@ void policy_client_free(policy_client_t **cp)
     while (c->head) {                   /* nobody waits any more */
         policy_call_t *call = c->head;
         call_unlink(call);
-        xfree(&call->unsent);
+        xfree(&call->key);
+        xfree(&call->data);
         xfree(&call);
     }
+    for (size_t i = 0; i < c->n_watch; i++)
+        discovery_free(&c->watch[i]);
+    xfree(&c->watch);
     for (size_t i = 0; i < c->n; i++) {
         zmq_close(c->node[i].sock);
         xfree(&c->node[i].endpoint);
     }
     xfree(&c->node);
     xfree(&c->names);
-    xfree(&c->fds);
+    close(c->epfd);
     xfree(cp);
 }
 
 const int *policy_client_fds(const policy_client_t *c, size_t *n)
 {
-    *n = c->n;
+    *n = 1;
     return c->fds;
 }
 
@@ -208,7 +286,7 @@ static bool send_frames(void *sock, const uint8_t *data, size_t len)
 policy_call_t *policy_client_ask(policy_client_t *c, PolicyRequest *req, policy_cb cb,
                                  void *arg)
 {
-    void *sock = c->node[policy_rendezvous(c->names, c->n, req->key ? req->key : "")].sock;
+    void *sock = owner_sock(c, req->key);
     policy_call_t *call;
     uint8_t *data;
     size_t len;
@@ -217,7 +295,7 @@ policy_call_t *policy_client_ask(policy_client_t *c, PolicyRequest *req, policy_
     req->version = WIRE_VERSION;
     req->id = c->next_id++;
     data = wire_pack_policy_request(req, &len);
-    sent = send_frames(sock, data, len);
+    sent = sock && send_frames(sock, data, len);
     if (req->no_reply) {
         if (!sent)
             log_debug("policy: %s: not sent (no router reachable)", req->key);
@@ -229,14 +307,11 @@ policy_call_t *policy_client_ask(policy_client_t *c, PolicyRequest *req, policy_
     call->id = req->id;
     call->cb = cb;
     call->arg = arg;
-    call->sock = sock;
+    call->key = xstrdup(req->key ? req->key : "");
+    call->data = data;
+    call->len = len;
+    call->sock = sent ? sock : NULL;
     call->deadline = time_mono_ms() + c->timeout_ms;
-    if (sent) {
-        xfree(&data);
-    } else {
-        call->unsent = data;
-        call->unsent_len = len;
-    }
     call->prev = c->tail;
     if (c->tail)
         c->tail->next = call;
@@ -251,7 +326,8 @@ void policy_call_abandon(policy_call_t **call)
     if (*call == NULL)
         return;
     call_unlink(*call);
-    xfree(&(*call)->unsent);
+    xfree(&(*call)->key);
+    xfree(&(*call)->data);
     xfree(call);
 }
 
@@ -261,8 +337,9 @@ void policy_call_abandon(policy_call_t **call)
 static void finish(policy_call_t *call, const PolicyReply *reply)
 {
     call_unlink(call);
-    xfree(&call->unsent);
     call->cb(call->arg, reply);
+    xfree(&call->key);
+    xfree(&call->data);
     xfree(&call);
 }
 
@@ -316,8 +393,12 @@ static bool take_reply(policy_client_t *c, node *nd)
 void policy_client_process(policy_client_t *c)
 {
     uint64_t first_new = c->next_id;    /* calls made by callbacks wait for the next round */
-    int64_t now;
+    int64_t now = time_mono_ms();
 
+    /* the epoll set needs no reading: what made it ready (a router's
+     * ZMQ_FD, a resolver's socket) is consumed by the calls below */
+    for (size_t i = 0; i < c->n_watch; i++)     /* routers joined or left */
+        discovery_tick(c->watch[i], now);
     for (size_t i = 0; i < c->n; i++)
         for (int k = 0; k < POLICY_DRAIN_MAX && zmq_util_readable(c->node[i].sock); k++)
             if (!take_reply(c, &c->node[i]))
@@ -330,28 +411,36 @@ void policy_client_process(policy_client_t *c)
             call = call->next;
         if (call == NULL || call->deadline > now)
             break;
-        if (call->unsent)
+        if (call->sock == NULL)
             log_debug("policy: request %llu not sent: no router reachable",
                       (unsigned long long)call->id);
         finish(call, NULL);
     }
     for (policy_call_t *call = c->head; call; call = call->next) {  /* routers back? */
-        if (call->unsent && send_frames(call->sock, call->unsent, call->unsent_len))
-            xfree(&call->unsent);
+        void *sock = call->sock ? NULL : owner_sock(c, call->key);
+        if (sock && send_frames(sock, call->data, call->len))
+            call->sock = sock;
     }
 }
 
 int64_t policy_client_timeout_ms(const policy_client_t *c)
 {
-    int64_t left;
+    int64_t now = time_mono_ms(), left = -1;
 
+    for (size_t i = 0; i < c->n_watch; i++) {
+        int64_t t = discovery_timeout_ms(c->watch[i], now);
+        if (t >= 0 && (left < 0 || t < left))
+            left = t;
+    }
     if (c->head == NULL)
-        return -1;
-    left = c->head->deadline - time_mono_ms();
+        return left;
+    int64_t call_left = c->head->deadline - now;
     for (const policy_call_t *call = c->head; call; call = call->next)
-        if (call->unsent && left > POLICY_RETRY_MS)
-            left = POLICY_RETRY_MS;
-    return left < 0 ? 0 : left;
+        if (call->sock == NULL && call_left > POLICY_RETRY_MS)
+            call_left = POLICY_RETRY_MS;
+    if (call_left < 0)
+        call_left = 0;
+    return left < 0 || call_left < left ? call_left : left;
 }
 
 /* ---------------------------------------------------------------- clock */

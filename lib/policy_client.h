@@ -7,12 +7,16 @@
  * goes to the router that owns its key: rendezvous hashing (highest
  * hash64(address, key) wins) over the addresses the configured endpoints
  * resolve to (policy_endpoints; tcp://NAME:PORT is every address of
- * NAME, lib/endpoints.h).  Replies are matched by request id; a reply
- * that comes after its request timed out is dropped.
+ * NAME, looked up again every discovery_interval: lib/discovery.h).  When
+ * a router joins, the keys it now owns go to it; when one leaves, its
+ * unanswered requests are sent to their keys' new owners.  Replies are
+ * matched by request id; a reply that comes after its request timed out
+ * is dropped.
  *
- * The caller's event loop watches policy_client_fds() (edge-triggered
- * ZMQ_FD: call policy_client_process after every wake-up) and sleeps at
- * most policy_client_timeout_ms().  Callbacks run only from
+ * The caller's event loop watches policy_client_fds() (one epoll fd that
+ * holds the routers' ZMQ_FDs and the resolvers' sockets: call
+ * policy_client_process after every wake-up) and sleeps at most
+ * policy_client_timeout_ms().  Callbacks run only from
  * policy_client_process, never from inside policy_client_ask.
  */
 #ifndef CORREIO_POLICY_CLIENT_H
@@ -33,15 +37,17 @@ typedef struct policy_call policy_call_t;
 typedef void (*policy_cb)(void *arg, const PolicyReply *reply);
 
 /* policy_client_new - DEALERs connected to every address of endpoints
- * (NULL-terminated), names resolved with cfg's dns_* parameters.  NULL
- * and *err (malloc'd) when an endpoint is malformed or a name does not
- * resolve. */
+ * (NULL-terminated), names resolved with cfg's dns_* parameters (the
+ * first lookup waits; a name that does not resolve yet leaves requests
+ * unsent until it does or they time out).  NULL and *err (malloc'd) when
+ * an endpoint is malformed or none is given. */
 policy_client_t *policy_client_new(void *zctx, const config_t *cfg,
                                    const char *const *endpoints, int64_t timeout_ms,
                                    char **err);
 void policy_client_free(policy_client_t **c);
 
-/* policy_client_fds - the ZMQ_FDs to watch for input (count in *n). */
+/* policy_client_fds - the descriptors to watch for input (count in *n;
+ * today one epoll fd, whatever the number of routers). */
 const int *policy_client_fds(const policy_client_t *c, size_t *n);
 
 /* policy_client_ask - send req (its id and version are set here) to the

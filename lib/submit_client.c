@@ -12,8 +12,10 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "discovery.h"
 #include "log.h"
 #include "submit_client.h"
+#include "timeutil.h"
 #include "xalloc.h"
 #include "zmq_util.h"
 
@@ -22,9 +24,11 @@
 struct submit_client {
     void *sock;
     char *endpoint;
+    discovery_t *peers;     /* every ingress of endpoint */
 };
 
-submit_client_t *submit_client_new(void *zctx, const char *endpoint, int hwm)
+submit_client_t *submit_client_new(void *zctx, const config_t *cfg, const char *endpoint,
+                                   int hwm)
 {
     submit_client_t *c = xcalloc(1, sizeof(*c));
     int one = 1;
@@ -33,7 +37,7 @@ submit_client_t *submit_client_new(void *zctx, const char *endpoint, int hwm)
     if (zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0)
         log_panic("submit_client_new: zmq_setsockopt ZMQ_IMMEDIATE: %s",
                   zmq_strerror(zmq_errno()));
-    zmq_util_connect(c->sock, endpoint);
+    c->peers = discovery_new(c->sock, endpoint, "ingress", cfg);
     c->endpoint = xstrdup(endpoint);
     return c;
 }
@@ -44,6 +48,7 @@ void submit_client_free(submit_client_t **cp)
 
     if (!c)
         return;
+    discovery_free(&c->peers);
     if (zmq_close(c->sock) != 0)
         log_warn("submit socket %s: close: %s", c->endpoint, zmq_strerror(zmq_errno()));
     xfree(&c->endpoint);
@@ -62,6 +67,7 @@ int submit_client_send(submit_client_t *c, const char *ref, const Envelope *env)
     size_t len;
     int rc;
 
+    discovery_tick(c->peers, time_mono_ms());   /* never blocks */
     req.version = WIRE_VERSION;
     req.ref = (char *)ref;
     req.envelope = (Envelope *)env;
@@ -101,6 +107,7 @@ static bool recv_part(submit_client_t *c, zmq_msg_t *m)
 
 SubmitReply *submit_client_receive(submit_client_t *c)
 {
+    discovery_tick(c->peers, time_mono_ms());
     for (int skipped = 0; skipped < REPLY_SKIP_MAX; skipped++) {
         zmq_msg_t parts[2], extra;
         size_t n = 0;

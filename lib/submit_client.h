@@ -7,13 +7,18 @@
 #ifndef CORREIO_SUBMIT_CLIENT_H
 #define CORREIO_SUBMIT_CLIENT_H
 
+#include "config.h"
 #include "wire.h"
 
 typedef struct submit_client submit_client_t;
 
-/* submit_client_new - a DEALER connected to endpoint (hwm messages
- * queued at most). */
-submit_client_t *submit_client_new(void *zctx, const char *endpoint, int hwm);
+/* submit_client_new - a DEALER connected to every ingress endpoint
+ * stands for (hwm messages queued at most); tcp://NAME:PORT is looked up
+ * again every discovery_interval, as sends and receives happen
+ * (lib/discovery.h).  cfg: the dns_* parameters; NULL for the defaults;
+ * only read here. */
+submit_client_t *submit_client_new(void *zctx, const config_t *cfg, const char *endpoint,
+                                   int hwm);
 void submit_client_free(submit_client_t **c);
 /* submit_client_socket - for zmq_poll. */
 void *submit_client_socket(submit_client_t *c);

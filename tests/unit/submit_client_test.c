@@ -85,7 +85,7 @@ static void test_round_trip(void **state)
 
     (void)state;
     zmq_util_bind(router, ENDPOINT);
-    c = submit_client_new(ctx, ENDPOINT, 100);
+    c = submit_client_new(ctx, NULL, ENDPOINT, 100);
     rcpt.address = "sender@example.net";
     rcpt.notify = CORREIO__NOTIFY__NOTIFY_NEVER;
     env.version = WIRE_VERSION;
@@ -132,7 +132,7 @@ static void test_round_trip(void **state)
 static void test_no_ingress(void **state)
 {
     void *ctx = zmq_ctx_new();
-    submit_client_t *c = submit_client_new(ctx, "ipc:///nonexistent/correio-submit-test", 10);
+    submit_client_t *c = submit_client_new(ctx, NULL, "ipc:///nonexistent/correio-submit-test", 10);
     Envelope env = CORREIO__ENVELOPE__INIT;
     Recipient rcpt = CORREIO__RECIPIENT__INIT, *rp = &rcpt;
 
