@@ -1,6 +1,7 @@
 /* fanout.c - wait for one answer from each of many sockets (see fanout.h). */
 #include <zmq.h>
 
+#include "curve.h"
 #include "fanout.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -11,6 +12,10 @@ void *fanout_socket(void *zctx, const char *endpoint, int timeout_ms, char **err
     void *sock = zmq_util_socket(zctx, ZMQ_REQ, 1);
     int one = 1;
 
+    if (curve_client_setup(sock, endpoint, NULL, err) != 0) {   /* CurveZMQ off loopback */
+        zmq_close(sock);
+        return NULL;
+    }
     if (zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof(one)) != 0
         || zmq_connect(sock, endpoint) != 0) {
         *err = xasprintf("cannot connect: %s", zmq_strerror(zmq_errno()));

@@ -13,7 +13,8 @@
 
 /* fanout_socket - a REQ socket connected to endpoint (IPv6 allowed),
  * with send and receive timeouts of timeout_ms; NULL and *err (malloc'd,
- * "cannot connect: ...") on failure. */
+ * "cannot connect: ...") on failure.  The CurveZMQ client settings are
+ * applied (lib/curve.h; the stage is told by the endpoint's port). */
 void *fanout_socket(void *zctx, const char *endpoint, int timeout_ms, char **err);
 
 /* What one socket answered: data/len is the message (valid during the
