@@ -1,7 +1,13 @@
 /* log.h - Postfix-style logging, one line per event.
  *
  * Lines go to stderr (the supervisor gives all stages one stream) as
- *   Nov 23 08:11:00 HOST correio/ingress[123]: 4F2A1B...: client=... text
+ *   2026-11-23T08:11:00.042Z HOST correio/ingress[123]: 4F2A1B...: client=... text
+ * (time in UTC, ISO 8601, for container logs and `correio run`), or,
+ * when stderr is systemd's journal stream ($JOURNAL_STREAM), as
+ *   <6>correio/ingress[123]: 4F2A1B...: client=... text
+ * with the sd-daemon(3) priority (7 debug, 6 info, 4 warning, 3 fatal,
+ * 2 panic) and no time or host, which journald adds itself.  Lines of
+ * trouble say so after the pid: "warning: ", "fatal: ", "panic: ".
  * Callers put the queue id first when there is one, then key=value pairs.
  * Each line is written with a single write(2), so stages that share the
  * stream never interleave within a line.
