@@ -11,7 +11,7 @@
 SANITIZER ?=
 comma     := ,
 CC        ?= cc
-PKGS      := libzmq libprotobuf-c lmdb libcares openssl libxcrypt libpcre2-8 opendkim
+PKGS      := libzmq libprotobuf-c lmdb libcares openssl libxcrypt libpcre2-8 opendkim libmicrohttpd
 
 ifeq ($(SANITIZER),)
 BUILD     := build

@@ -9,10 +9,13 @@
 #include "classify_loop.h"
 #include "dns.h"
 #include "dns_cache.h"
+#include "discovery.h"
 #include "log.h"
+#include "metrics.h"
 #include "mime.h"
 #include "spam_headers.h"
 #include "spam_reasons.h"
+#include "tap.h"
 #include "test_dns.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -68,6 +71,7 @@ typedef struct loop {
     size_t             n_jobs, n_ready;
     frame             *out_head, **out_tail;
     unsigned long long n_passed, n_dropped, n_spam, n_timeout;
+    discovery_t  *out_peers;     /* every router replica of router_endpoint */
 } loop;
 
 /* loop_watch - the resolver opened, changed or is closing a socket. */
@@ -205,6 +209,7 @@ static void job_finish(loop *lp, job *j, bool timed_out)
         test_dns_hits(j->dns, lp->scoring, job_add_hit, j);
     if (timed_out) {
         lp->n_timeout++;
+        metrics_inc("correio_classifier_scan_timeouts_total", NULL);
         if (scoring_hit_score(lp->scoring, "SCAN_TIMEOUT", &score))
             job_add_hit(j, "SCAN_TIMEOUT", score);
     }
@@ -241,6 +246,8 @@ static void job_finish(loop *lp, job *j, bool timed_out)
     if (r.is_spam)
         lp->n_spam++;
     lp->n_passed++;
+    metrics_inc("correio_classifier_messages_total", j->bypass[0] ? "verdict=\"bypass\"" : r.is_spam ? "verdict=\"spam\"" : "verdict=\"ham\"");
+    metrics_observe("correio_classifier_scan_seconds", NULL, (double)(time_mono_ms() - (j->deadline - lp->time_limit)) / 1000.0);
     loop_queue(lp, out, len);
     job_free(lp, j);
 }
@@ -296,6 +303,7 @@ static void loop_start(loop *lp, const void *data, size_t len)
         lp->n_dropped++;
         return;
     }
+    tap_trace_in(env);
     job *j = xcalloc(1, sizeof *j);
     j->lp = lp;
     j->env = env;
@@ -337,7 +345,8 @@ static bool loop_flush(loop *lp)
             log_warn("cannot send to %s: %s (envelope left to the ingress to resend)",
                      config_str(lp->st->cfg, "router_endpoint"), zmq_strerror(errno));
             lp->n_dropped++;
-        }
+        } else
+            tap_publish(TAP_ENVELOPE, f->data, f->len);
         lp->out_head = f->next;
         if (!lp->out_head)
             lp->out_tail = &lp->out_head;
@@ -403,6 +412,9 @@ static long loop_timeout(const loop *lp, int64_t now)
             next = j->deadline - now > 0 ? j->deadline - now : 0;
     if (dns >= 0 && (next < 0 || dns < next))
         next = dns;
+    dns = discovery_timeout_ms(lp->out_peers, now);
+    if (dns >= 0 && (next < 0 || dns < next))
+        next = dns;
     return (long)next;
 }
 
@@ -436,6 +448,7 @@ static void loop_close(loop *lp)
     }
     dns_free(&lp->dns);
     dns_cache_free(&lp->cache);
+    discovery_free(&lp->out_peers);
     test_dns_config_free(&lp->lists);
     cidr_list_free(&lp->mynetworks);
     void *socks[] = {lp->in, lp->out, lp->admin};
@@ -456,7 +469,12 @@ void classify_loop_run(stage_t *st, scoring_t *scoring,
     lp.in = zmq_util_socket(st->zctx, ZMQ_PULL, hwm);
     zmq_util_bind(lp.in, config_str(st->cfg, "classifier_endpoint"));
     lp.out = zmq_util_socket(st->zctx, ZMQ_PUSH, hwm);
-    zmq_util_connect(lp.out, config_str(st->cfg, "router_endpoint"));
+    /* ZMQ_IMMEDIATE: nothing queues for a router that is not connected */
+    int one = 1;
+    if (zmq_setsockopt(lp.out, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0)
+        log_panic("classify_loop_run: ZMQ_IMMEDIATE: %s", zmq_strerror(errno));
+    lp.out_peers = discovery_new(lp.out, config_str(st->cfg, "router_endpoint"), "router",
+                                 st->cfg);
     lp.admin = zmq_util_socket(st->zctx, ZMQ_REP, LOOP_ADMIN_HWM);
     zmq_util_bind(lp.admin, config_str(st->cfg, "classifier_admin_endpoint"));
     log_info("started: input=%s output=%s concurrency=%zu scan time limit=%lldms",
@@ -464,8 +482,8 @@ void classify_loop_run(stage_t *st, scoring_t *scoring,
              lp.concurrency, (long long)lp.time_limit);
 
     while (!stage_stopping()) {
-        zmq_pollitem_t items[3 + LOOP_MAX_FDS];
-        size_t n = 0;
+        zmq_pollitem_t items[4 + LOOP_MAX_FDS];
+        size_t n = 0, n_dns;
 
         items[n++] = (zmq_pollitem_t){NULL, st->signal_fd, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){lp.admin, 0, ZMQ_POLLIN, 0};
@@ -479,6 +497,9 @@ void classify_loop_run(stage_t *st, scoring_t *scoring,
             items[n++] = (zmq_pollitem_t){NULL, st->signal_fd, 0, 0};   /* a place holder */
         for (size_t i = 0; i < lp.n_fd; i++)
             items[n++] = (zmq_pollitem_t){NULL, lp.fd[i], lp.events[i], 0};
+        n_dns = n;
+        if (discovery_fd(lp.out_peers) >= 0)
+            items[n++] = (zmq_pollitem_t){NULL, discovery_fd(lp.out_peers), ZMQ_POLLIN, 0};
 
         if (zmq_poll(items, (int)n, loop_timeout(&lp, time_mono_ms())) < 0) {
             if (errno == EINTR)
@@ -498,7 +519,8 @@ void classify_loop_run(stage_t *st, scoring_t *scoring,
         }
         if (items[1].revents & ZMQ_POLLIN)
             admin_serve(lp.admin, st->name, loop_admin, &lp);
-        for (size_t i = 3; i < n; i++)
+        discovery_tick(lp.out_peers, time_mono_ms());
+        for (size_t i = 3; i < n_dns; i++)
             if (items[i].revents)
                 /* an error (ICMP refused) is read like data: c-ares sees it */
                 dns_process(lp.dns, items[i].fd, items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR),

@@ -34,12 +34,18 @@ int cmd_limits(const ctl_opts *o, int argc, char **argv);    /* cmd_policy.c */
 int cmd_awl(const ctl_opts *o, int argc, char **argv);       /* cmd_policy.c */
 int cmd_list(const ctl_opts *o, int argc, char **argv);      /* cmd_list.c */
 int cmd_quarantine(const ctl_opts *o, int argc, char **argv); /* cmd_quarantine.c */
+int cmd_keys(const ctl_opts *o, int argc, char **argv);      /* cmd_keys.c */
+int cmd_tap(const ctl_opts *o, int argc, char **argv);    /* cmd_tap.c */
+int cmd_inject(const ctl_opts *o, int argc, char **argv); /* cmd_inject.c */
+int cmd_health(const ctl_opts *o, int argc, char **argv);    /* cmd_health.c */
 
 /* list_open - the spam lists (data_directory/lists), writable; as root
  * the process becomes mail_owner first (cmd_list.c).  NULL after an
  * error message. */
 struct spam_lists *list_open(const ctl_opts *o);
 int cmd_bayes(const ctl_opts *o, int argc, char **argv);     /* cmd_bayes.c */
+int cmd_backup(const ctl_opts *o, int argc, char **argv);    /* cmd_backup.c */
+int cmd_restore(const ctl_opts *o, int argc, char **argv);   /* cmd_backup.c */
 
 /* ctl_error - "correio: MESSAGE" on stderr (for interactive commands;
  * the supervisor logs through lib/log.c instead). */

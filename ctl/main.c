@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "curve.h"
 #include "log.h"
 
 typedef struct ctl_command {
@@ -58,6 +59,18 @@ static const ctl_command ctl_commands[] = {
     {"quarantine", cmd_quarantine,
      "list [ADDRESS|@DOMAIN] | show ID | release ID [RCPT] | delete ID [RCPT]",
      "spam held by delivery; release delivers it and whitelists the sender"},
+    {"backup", cmd_backup, "[DIR]",
+     "dated archive of the config, compiled maps and a hot copy of every LMDB"},
+    {"restore", cmd_restore, "ARCHIVE [--force]",
+     "put a backup's config and LMDB state back (correio must be stopped)"},
+    {"health", cmd_health, "[--ready] [STAGE...]",
+     "liveness (or readiness) of each stage over its admin socket; exit 0 when all ok"},
+    {"tap", cmd_tap, "STAGE [--count N] [--raw DIR] [--timeout SECONDS]",
+     "print what STAGE sends on (envelopes, acks, results) without disturbing it"},
+    {"inject", cmd_inject, "STAGE FILE [--from ADDR] [--to ADDR]... [--keep-id] [--timeout SECONDS]",
+     "feed STAGE one message (.eml, envelope text, or a tap --raw .envelope)"},
+    {"keys", cmd_keys, "generate [--force] [DIR] | show [DIR]",
+     "CurveZMQ key pairs of the stages and ctl (curve_keys_directory)"},
     {"help", NULL, "", "this text"},
     {NULL, NULL, NULL, NULL},
 };
@@ -114,6 +127,11 @@ config_t *ctl_load_config(const ctl_opts *o)
 
     if (cfg == NULL) {
         ctl_error("%s", err ? err : "cannot load the configuration");
+        free(err);
+        exit(1);
+    }
+    if (curve_init(NULL, cfg, "ctl", &err) != 0) {   /* the client key ctl.key */
+        ctl_error("%s", err);
         free(err);
         exit(1);
     }

@@ -6,6 +6,7 @@
 #include <zmq.h>
 #include "events.h"
 #include "log.h"
+#include "tap.h"
 #include "timeutil.h"
 #include "xalloc.h"
 #include "zmq_util.h"
@@ -79,7 +80,9 @@ static void *events_peer_get(events_t *ev, const char *origin)
         ev->n++;
     }
     void *sock = zmq_util_socket(ev->zctx, ZMQ_PUSH, ev->hwm);
-    if (zmq_connect(sock, origin) != 0) {
+    int one = 1;                /* an origin is one concrete ingress (ingress_events_advertise) */
+    zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof(one));
+    if (zmq_util_connect_to(sock, origin, "ingress") != 0) {
         int e = errno;
         if (zmq_close(sock) != 0)
             log_warn("zmq_close events socket: %s", zmq_strerror(errno));
@@ -124,6 +127,8 @@ int events_send(events_t *ev, const char *origin, const char *queue_id,
     if (rc != 0)
         log_debug("%s: event not sent: %s (the ingress will resend)",
                   queue_id, zmq_strerror(errno));
+    else
+        tap_publish(TAP_EVENT, frame, len);
     xfree(&frame);
     return rc;
 }

@@ -2,15 +2,27 @@
  * (PULL), owns them durably in its LMDB queue, acks them to their ingress
  * and delivers them: Maildir, SMTP, LMTP (scheduler.c does the work). */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <zmq.h>
 #include "admin.h"
+#include "health.h"
 #include "log.h"
 #include "scheduler.h"
 #include "stage.h"
 #include "zmq_util.h"
 
 #define DELIVERY_ADMIN_HWM 16
+
+/* delivery_ready - the queue is open once the loop answers; not ready
+ * while storing new envelopes fails and the input is paused. */
+static bool delivery_ready(void *ctx, char *why, size_t size)
+{
+    if (scheduler_accepting(ctx))
+        return true;
+    snprintf(why, size, "the queue refused a write: input paused for a moment");
+    return false;
+}
 
 int main(int argc, char **argv)
 {
@@ -25,6 +37,7 @@ int main(int argc, char **argv)
     void *admin = zmq_util_socket(st.zctx, ZMQ_REP, DELIVERY_ADMIN_HWM);
     zmq_util_bind(admin, config_str(st.cfg, "delivery_admin_endpoint"));
     scheduler_t *sched = scheduler_new(&st);
+    health_set_ready_check(delivery_ready, sched);
     log_info("started: input=%s mail_root=%s workers=%lld",
              config_str(st.cfg, "delivery_endpoint"), config_str(st.cfg, "mail_root"),
              config_int(st.cfg, "delivery_workers"));

@@ -36,10 +36,13 @@
 #include <zmq.h>
 #include "admin.h"
 #include "log.h"
+#include "metrics.h"
 #include "maildir.h"
+#include "queue_metrics.h"
 #include "quota.h"
 #include "scheduler_int.h"
 #include "status_code.h"
+#include "tap.h"
 #include "timeutil.h"
 #include "xalloc.h"
 #include "zmq_util.h"
@@ -333,6 +336,14 @@ static void sched_apply(scheduler_t *s, queue_rec *rec, const work_result *res,
             break;
         }
     }
+    const char *dest = q->route == CORREIO__ROUTE_KIND__ROUTE_RELAY  ? "relay"
+                       : q->route == CORREIO__ROUTE_KIND__ROUTE_LMTP ? "lmtp"
+                                                                      : "local";
+    metrics_incf("correio_delivery_results_total", "dest=\"%s\",result=\"%s\"", dest, status);
+    if (q->state == CORREIO__RCPT_STATE__RCPT_DELIVERED)
+        metrics_observe_since_us("correio_pipeline_latency_seconds",
+                                 strcmp(dest, "relay") == 0 ? "dest=\"relay\"" : "dest=\"local\"",
+                                 env->received_at);
     double delay = env->received_at && env->received_at < now_us
                    ? (double)(now_us - env->received_at) / 1e6 : 0.0;
     char to[300], ptext[600], relay[300];
@@ -402,8 +413,10 @@ static void sched_record(scheduler_t *s)
         s->record_retry_ms = time_mono_ms() + SCHED_RETRY_MS;
         return;
     }
-    for (size_t i = 0; i < after.n_lines; i++)
+    for (size_t i = 0; i < after.n_lines; i++) {
         log_info("%s", after.lines[i]);
+        tap_publish(TAP_RESULT, after.lines[i], strlen(after.lines[i]));
+    }
     for (size_t i = 0; i < after.n_retry; i++)
         sched_heap_push(&s->heap, after.retry[i].queue_id, after.retry[i].rcpt,
                         after.retry[i].due_us);
@@ -646,6 +659,7 @@ void scheduler_receive(scheduler_t *s, void *pull)
             zmq_msg_close(m);
             continue;
         }
+        tap_trace_in(envs[n]);
         n++;
     }
     if (n == 0)
@@ -728,6 +742,7 @@ void scheduler_run(scheduler_t *s)
     sched_record(s);
     quarantine_sweep(s);
     notices_run(s->notices);
+    queue_metrics_update(s);
 
     int64_t now = time_mono_ms();
     if (now >= s->next_prune_ms) {
@@ -755,6 +770,8 @@ long scheduler_timeout_ms(const scheduler_t *s)
         t = nt;
     long qt = quarantine_timeout_ms(s);
     if (qt >= 0 && qt < t)
+        t = qt;
+    if ((qt = queue_metrics_timeout_ms()) >= 0 && qt < t)
         t = qt;
     const sched_item *top = sched_heap_top(&s->heap);
     if (top && (s->n_local < s->max_local || s->n_outbound < s->max_outbound)) {

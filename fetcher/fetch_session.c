@@ -17,6 +17,7 @@
 #include "fetch_session.h"
 #include "log.h"
 #include "mailbox.h"
+#include "metrics.h"
 #include "timeutil.h"
 #include "wire.h"
 #include "xalloc.h"
@@ -84,6 +85,8 @@ static void set_error(session *s, const char *fmt, ...)
     char text[FETCH_ERROR_MAX];
     va_list ap;
 
+    if (!s->failed)
+        metrics_inc("correio_fetcher_errors_total", NULL);   /* one per failed session */
     s->failed = true;
     if (s->error[0])
         return;
@@ -364,6 +367,7 @@ static void on_reply(session *s, const SubmitReply *r)
         log_info("%s: uid=%s size=%zu nrcpt=%zu: queued as %s", s->ac->name, f->msg->uid,
                  f->body.len, f->nrcpt, r->queue_id);
         s->acked[s->nacked++] = f->msg;
+        metrics_inc("correio_fetcher_messages_total", NULL);
         s->taken++;
         window_remove(s, i);
         if (s->nacked == TAKEN_BATCH)

@@ -77,6 +77,7 @@ typedef struct ingress {
     struct spool    *spool;
     struct pipeline *pipeline;
     void        *push;              /* PUSH to the classifier */
+    struct discovery *push_peers;   /* every classifier of classifier_endpoint */
     void        *events;            /* PULL bound on events_endpoint */
     void        *admin;             /* REP bound on ingress_admin_endpoint */
     struct submit_server *submit;   /* ROUTER bound on ingress_submit_endpoint */

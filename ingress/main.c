@@ -3,10 +3,13 @@
  * 250 and sends it down the pipeline.  Wires the
  * pieces together; the work is in smtp_server.c and the modules it uses.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <zmq.h>
 
 #include "auth_pool.h"
+#include "health.h"
+#include "discovery.h"
 #include "ingress.h"
 #include "log.h"
 #include "pipeline.h"
@@ -26,6 +29,19 @@ static void resend_one(void *ctx, const char *qid, const void *data, size_t len)
     (void)len;
     pipeline_add(ig->pipeline, qid, NULL, 0);
     ig->unacked++;
+}
+
+/* ingress_ready - not ready (HTTP /ready 503, `correio health --ready`)
+ * while the spool is at spool_message_limit: MAIL FROM gets 451 then. */
+static bool ingress_ready(void *ctx, char *why, size_t size)
+{
+    const ingress_t *ig = ctx;
+
+    if (ig->unacked < ig->spool_message_limit)
+        return true;
+    snprintf(why, size, "spool full: %u messages not yet acknowledged (spool_message_limit %u)",
+             ig->unacked, ig->spool_message_limit);
+    return false;
 }
 
 int main(int argc, char **argv)
@@ -64,13 +80,22 @@ int main(int argc, char **argv)
     ig.events = zmq_util_socket(st.zctx, ZMQ_PULL, hwm);
     zmq_util_bind(ig.events, config_str(cfg, "ingress_events_endpoint"));
     ig.push = zmq_util_socket(st.zctx, ZMQ_PUSH, hwm);
-    zmq_util_connect(ig.push, config_str(cfg, "classifier_endpoint"));
+    {   /* ZMQ_IMMEDIATE: nothing queues for a classifier that is not
+         * connected; the pipeline keeps it (and a removed one's queue is
+         * sent again on ack timeout, discovery.h) */
+        int one = 1;
+        if (zmq_setsockopt(ig.push, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0)
+            log_panic("ingress: ZMQ_IMMEDIATE: %s", zmq_strerror(zmq_errno()));
+    }
+    ig.push_peers = discovery_new(ig.push, config_str(cfg, "classifier_endpoint"), "classifier",
+                                  cfg);
     ig.admin = zmq_util_socket(st.zctx, ZMQ_REP, ZMQ_UTIL_HWM_DEFAULT);
     zmq_util_bind(ig.admin, config_str(cfg, "ingress_admin_endpoint"));
     ig.pipeline = pipeline_new(&ig, config_time_ms(cfg, "pipeline_ack_timeout"),
                                config_time_ms(cfg, "pipeline_ack_timeout_max"));
     ig.submit = submit_server_new(&ig, st.zctx, config_str(cfg, "ingress_submit_endpoint"), hwm);
     smtp_server_watch_pipeline(srv);
+    health_set_ready_check(ingress_ready, &ig);
 
     n = spool_foreach(ig.spool, resend_one, &ig);
     if (n)
@@ -83,6 +108,7 @@ int main(int argc, char **argv)
     auth_pool_free(&ig.auth);
     spool_close(&ig.spool);             /* the writer finishes its commit first */
     pipeline_free(&ig.pipeline);
+    discovery_free(&ig.push_peers);
     zmq_close(ig.events);
     zmq_close(ig.push);
     zmq_close(ig.admin);

@@ -6,8 +6,10 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "spool.h"
+#include "tap.h"
 #include "timeutil.h"
 #include "wire.h"
 #include "xalloc.h"
@@ -282,6 +284,7 @@ static int send_one(pipeline_t *pl, pl_entry *e)
             log_warn("%s: send to classifier: %s", e->qid, zmq_strerror(errno));
         return 0;
     }
+    tap_publish(TAP_ENVELOPE, p, len);
     e->sends++;
     if (e->sends == 1)
         log_info("%s: sent to classifier", e->qid);
@@ -376,6 +379,7 @@ void pipeline_event(pipeline_t *pl, const void *data, size_t len)
     spool_delete(pl->ig->spool, e->qid);
     forget(pl, e);
     pl->ig->unacked--;
+    metrics_set("correio_ingress_spool_messages", NULL, pl->ig->unacked);
 out:
     wire_free_event(&ev);
 }

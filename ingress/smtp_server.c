@@ -32,6 +32,7 @@
 
 #include "admin.h"
 #include "auth_pool.h"
+#include "discovery.h"
 #include "dns_cache.h"
 #include "ingress_admin.h"
 #include "hostport.h"
@@ -99,6 +100,7 @@ struct smtp_server {
     src_t     *listeners;
     size_t     n_listeners;
     src_t      spool_src, signal_src, zmq_src[4], auth_src;
+    src_t      discovery_src;       /* the classifiers' re-resolution (level-triggered) */
     dns_src_t *dns_srcs;
     dns_watcher_t dns_watchers[2];      /* ig->dns, ig->rbl_dns */
     conn_t    *idle_head, *idle_tail;   /* oldest activity first */
@@ -269,6 +271,10 @@ void smtp_server_watch_pipeline(smtp_server_t *srv)
     for (int i = 0; i < 4 && socks[i]; i++) {
         srv->zmq_src[i] = (src_t){ SRC_ZMQ, zmq_util_fd(socks[i]), 0 };
         watch(srv, &srv->zmq_src[i], EPOLLIN | EPOLLET);
+    }
+    if (ig->push_peers && discovery_fd(ig->push_peers) >= 0) {
+        srv->discovery_src = (src_t){ SRC_ZMQ, discovery_fd(ig->push_peers), 0 };
+        watch(srv, &srv->discovery_src, EPOLLIN);   /* discovery_tick in run_timers */
     }
 }
 
@@ -745,6 +751,8 @@ static void run_timers(smtp_server_t *srv, int64_t now)
     if (dns_pending(srv->ig->rbl_dns) > 0)
         dns_process(srv->ig->rbl_dns, -1, false, false);
     pipeline_run_timers(srv->ig->pipeline, now);
+    if (srv->ig->push_peers)
+        discovery_tick(srv->ig->push_peers, now);
 }
 
 /* next_timeout - epoll_wait's timeout from the nearest deadline. */
@@ -763,6 +771,11 @@ static int next_timeout(const smtp_server_t *srv, int64_t now)
         next = now + dns;
     if (rbl >= 0 && now + rbl < next)
         next = now + rbl;
+    if (srv->ig->push_peers) {
+        int64_t disc = discovery_timeout_ms(srv->ig->push_peers, now);
+        if (disc >= 0 && now + disc < next)
+            next = now + disc;
+    }
     if (srv->ig->policy_client) {
         int64_t policy = policy_client_timeout_ms(srv->ig->policy_client);
         if (policy >= 0 && now + policy < next)

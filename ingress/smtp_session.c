@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "received.h"
 #include "session_policy.h"
 #include "smtp_command.h"
@@ -71,6 +72,8 @@ void session_reply(smtp_session_t *s, const char *fmt, ...)
     va_end(ap);
     buf_append(s->out, "\r\n", 2);
     s->last_code = atoi(s->out->data + start);
+    if (s->last_code >= 400)
+        metrics_inc("correio_ingress_rejects_total", s->last_code >= 500 ? "class=\"5xx\"" : "class=\"4xx\"");
     if (s->last_code >= 400 && s->last_code != 421) {
         if (++s->errors >= s->ig->hard_error_limit && !s->closing) {
             log_info("too many errors after %s from %s",
@@ -117,6 +120,7 @@ smtp_session_t *smtp_session_new(ingress_t *ig, listener_role role,
 {
     smtp_session_t *s = xcalloc(1, sizeof(*s));
 
+    metrics_inc("correio_ingress_sessions_total", NULL);
     s->ig = ig;
     s->role = role;
     s->out = out;
@@ -986,6 +990,9 @@ void smtp_session_committed(smtp_session_t *s, int rc)
                  s->qid, from, s->msg_size, s->n_rcpt,
                  s->scan.hold || s->cs.hold ? "hold" : "active");
         s->count[V_DATA].ok++;
+        metrics_inc("correio_ingress_messages_total", "result=\"accepted\"");
+        metrics_add("correio_ingress_received_bytes_total", NULL, (double)s->msg_size);
+        metrics_set("correio_ingress_spool_messages", NULL, s->ig->unacked);
         session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
         session_policy_after_reply(s);
     } else {

@@ -13,6 +13,8 @@
 #include <zmq.h>
 
 #include "admin.h"
+#include "curve.h"
+#include "health.h"
 #include "log.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -142,6 +144,13 @@ void admin_serve(void *rep, const char *stage, admin_handler handler, void *ctx)
 
         gethostname(host, sizeof(host) - 1);
         admin_reply_text(&reply, 0, "%s %s pid=%ld", stage, host, (long)getpid());
+    } else if (req->command && strcmp(req->command, "ready") == 0) {
+        char why[256];          /* the stage's check (health.h); HTTP /ready asks this too */
+
+        if (health_ready(why, sizeof(why)))
+            admin_reply_text(&reply, 0, "%s ready", stage);
+        else
+            admin_reply_text(&reply, 1, "%s not ready: %s", stage, why);
     } else {
         reply.status = 2;
         if (handler)
@@ -186,6 +195,8 @@ AdminReply *admin_call(void *zctx, const char *endpoint, const char *command,
     out = wire_pack_admin_request(&req, &len);
 
     sock = zmq_util_socket(zctx, ZMQ_REQ, 1);
+    if (curve_client_setup(sock, endpoint, NULL, err) != 0)   /* CurveZMQ off loopback */
+        goto done;
     if (zmq_connect(sock, endpoint) != 0) {
         *err = xasprintf("cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
         goto done;

@@ -2,7 +2,8 @@
  * client side that `correio` uses.
  *
  * Requests are AdminRequest{command, args}; every stage answers "ping"
- * itself (status 0, text "STAGE NODE pid=N"); other commands go to the
+ * itself (status 0, text "STAGE NODE pid=N"), and "ready" (status 0, or
+ * 1 with the reason, from health.h's check); other commands go to the
  * stage's handler.  Unknown commands get status 2 "unknown command".
  */
 #ifndef CORREIO_ADMIN_H

@@ -418,6 +418,28 @@ const param_def config_params[] = {
     {"fetcher_admin_endpoint", PARAM_STR, "ipc://$run_directory/fetcher-admin", 0, 0,
      "correio -> fetcher admin (REQ -> REP)"},
 
+    /* --- backup and restore (correio backup, correio restore) */
+    {"backup_directory", PARAM_STR, "/var/backups/correio", 0, 0,
+     "where `correio backup` writes its archives when no DIR is given"},
+    {"backup_name", PARAM_STR, "correio-%Y%m%d-%H%M%S.tar.gz", 0, 0,
+     "archive name, strftime(3) variables; what precedes the first % is the prefix retention looks for"},
+    {"backup_retention", PARAM_INT, "14", 0, 36500,
+     "days an archive is kept: after a backup, older ones with backup_name's prefix are deleted; 0 keeps all"},
+
+    /* --- metrics and health (lib/metrics.c): one HTTP port per stage process */
+    {"ingress_metrics_listen", PARAM_STR, "", 0, 0,
+     "host:port serving /metrics (Prometheus), /healthz and /ready; empty: none (e.g. 127.0.0.1:9101)"},
+    {"classifier_metrics_listen", PARAM_STR, "", 0, 0,
+     "the classifier's metrics and health port, as ingress_metrics_listen (e.g. 127.0.0.1:9102)"},
+    {"router_metrics_listen", PARAM_STR, "", 0, 0,
+     "the router's metrics and health port, as ingress_metrics_listen (e.g. 127.0.0.1:9103)"},
+    {"delivery_metrics_listen", PARAM_STR, "", 0, 0,
+     "the delivery stage's metrics and health port, as ingress_metrics_listen (e.g. 127.0.0.1:9104)"},
+    {"fetcher_metrics_listen", PARAM_STR, "", 0, 0,
+     "the fetcher's metrics and health port, as ingress_metrics_listen (e.g. 127.0.0.1:9105)"},
+    {"metrics_health_timeout", PARAM_TIME, "2s", 100, 1 * MIN,
+     "/healthz and /ready fail (503) when the stage's loop does not answer within this time"},
+
     /* --- stage endpoints (consumer binds, producers connect) */
     {"ingress_events_endpoint", PARAM_STR, "ipc://$run_directory/ingress-events", 0, 0,
      "where this ingress receives events (delivery acks); goes into each envelope"},
@@ -440,6 +462,34 @@ const param_def config_params[] = {
     {"queue_admin_endpoints", PARAM_LIST, "$delivery_admin_endpoint", 0, 0,
      "delivery nodes `correio queue` asks; tcp://NAME:PORT asks every address of NAME"},
 
+    /* --- CurveZMQ (lib/curve.h) */
+    {"curve", PARAM_CHOICE, "auto", 0, 0,
+     "CurveZMQ on tcp:// hops: auto = on off loopback when the key pair exists, yes = every tcp hop, no = never"},
+    {"curve_keys_directory", PARAM_STR, "keys", 0, 0,
+     "key pairs NAME.key (secret, 0600) and NAME.pub per stage kind and ctl (correio keys generate)"},
+    {"curve_authorized_clients", PARAM_STR, "", 0, 0,
+     "client keys a stage admits: a directory of *.pub or a file of keys; empty: every *.pub of curve_keys_directory"},
+    {"curve_allow_plaintext", PARAM_BOOL, "no", 0, 0,
+     "allow plain TCP (no Curve) on endpoints that are not loopback"},
+
+    /* --- discovery (producers connect to every address of tcp://NAME:PORT) */
+    {"discovery_interval", PARAM_TIME, "5s", 100, 10 * MIN,
+     "look tcp://NAME:PORT producer endpoints up again this often; new replicas join, gone ones leave"},
+    {"ingress_events_advertise", PARAM_STR, "", 0, 0,
+     "the events endpoint put into envelopes; empty: ingress_events_endpoint, with a NAME made this host's own address"},
+
+    /* --- stage debugging: correio tap / inject (lib/tap.h) */
+    {"ingress_tap_endpoint", PARAM_STR, "ipc://$run_directory/ingress-tap", 0, 0,
+     "`correio tap ingress` sees here what the ingress sends on (XPUB; empty: no tap)"},
+    {"classifier_tap_endpoint", PARAM_STR, "ipc://$run_directory/classifier-tap", 0, 0,
+     "`correio tap classifier` sees here what the classifier sends on (XPUB; empty: no tap)"},
+    {"router_tap_endpoint", PARAM_STR, "ipc://$run_directory/router-tap", 0, 0,
+     "`correio tap router` sees here what the router sends on (XPUB; empty: no tap)"},
+    {"delivery_tap_endpoint", PARAM_STR, "ipc://$run_directory/delivery-tap", 0, 0,
+     "`correio tap delivery` sees here delivery's acks and results (XPUB; empty: no tap)"},
+    {"tap_hwm", PARAM_INT, "100", 1, 100000,
+     "copies queued per tap; a slower tap loses copies and never slows the stage"},
+
     {0, 0, 0, 0, 0, 0},
 };
 
@@ -449,5 +499,6 @@ const param_choice config_param_choices[] = {
     {"quota_exceeded_action", "bounce defer"},
     {"best_mx_transport", "local"},
     {"spam_outbound_scan", "scan mark skip"},
+    {"curve", "auto yes no"},
     {0, 0},
 };

@@ -4,8 +4,11 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "discovery.h"
 #include "log.h"
 #include "pass_stage.h"
+#include "tap.h"
+#include "timeutil.h"
 #include "xalloc.h"
 #include "zmq_util.h"
 
@@ -17,6 +20,7 @@ typedef struct pass {
     const pass_stage_ops *ops;
     void                 *ctx;
     void                 *in, *out, *admin;
+    discovery_t          *out_peers;     /* every replica of the output endpoint */
     uint8_t              *pending;       /* a frame downstream would not take yet */
     size_t                pending_len;
     unsigned long long    n_passed, n_dropped;
@@ -51,7 +55,8 @@ static bool pass_flush(pass *p)
         log_warn("cannot send to %s: %s (envelope left to the ingress to resend)",
                  config_str(p->st->cfg, p->ops->output_param), zmq_strerror(errno));
         p->n_dropped++;
-    }
+    } else
+        tap_publish(TAP_ENVELOPE, p->pending, p->pending_len);
     xfree(&p->pending);
     p->pending_len = 0;
     return true;
@@ -66,6 +71,7 @@ static void pass_handle(pass *p, const void *data, size_t len)
         p->n_dropped++;
         return;
     }
+    tap_trace_in(env);
     p->pending = p->ops->transform(p->ctx, env, &p->pending_len);
     if (p->pending)
         p->n_passed++;
@@ -105,27 +111,39 @@ void pass_stage_run(stage_t *st, const pass_stage_ops *ops, void *ctx)
     p.in = zmq_util_socket(st->zctx, ZMQ_PULL, hwm);
     zmq_util_bind(p.in, config_str(st->cfg, ops->input_param));
     p.out = zmq_util_socket(st->zctx, ZMQ_PUSH, hwm);
-    zmq_util_connect(p.out, config_str(st->cfg, ops->output_param));
+    /* ZMQ_IMMEDIATE: nothing queues for a replica that is not (or no
+     * longer) connected; a full or empty set is backpressure */
+    int one = 1;
+    if (zmq_setsockopt(p.out, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0)
+        log_panic("pass_stage_run: ZMQ_IMMEDIATE: %s", zmq_strerror(errno));
+    /* the peer kind, for CurveZMQ: "delivery_endpoint" -> "delivery" */
+    char *peer = xasprintf("%.*s", (int)strcspn(ops->output_param, "_"), ops->output_param);
+    p.out_peers = discovery_new(p.out, config_str(st->cfg, ops->output_param), peer, st->cfg);
+    xfree(&peer);
     p.admin = zmq_util_socket(st->zctx, ZMQ_REP, PASS_ADMIN_HWM);
     zmq_util_bind(p.admin, config_str(st->cfg, ops->admin_param));
     log_info("started: input=%s output=%s", config_str(st->cfg, ops->input_param),
              config_str(st->cfg, ops->output_param));
 
     while (!stage_stopping()) {
-        zmq_pollitem_t items[3] = {
+        int dfd = discovery_fd(p.out_peers);
+        zmq_pollitem_t items[4] = {
             {NULL, st->signal_fd, ZMQ_POLLIN, 0},
             {p.admin, 0, ZMQ_POLLIN, 0},
             /* Backpressure: while a frame waits for downstream, stop
              * reading input and wait for room there instead. */
             p.pending ? (zmq_pollitem_t){p.out, 0, ZMQ_POLLOUT, 0}
                       : (zmq_pollitem_t){p.in, 0, ZMQ_POLLIN, 0},
+            {NULL, dfd, ZMQ_POLLIN, 0},
         };
+        int64_t wait = discovery_timeout_ms(p.out_peers, time_mono_ms());
 
-        if (zmq_poll(items, 3, -1) < 0) {
+        if (zmq_poll(items, dfd >= 0 ? 4 : 3, wait > 60000 ? 60000 : (long)wait) < 0) {
             if (errno == EINTR)
                 continue;
             log_fatal("zmq_poll: %s", zmq_strerror(errno));
         }
+        discovery_tick(p.out_peers, time_mono_ms());
         if (items[0].revents & ZMQ_POLLIN) {
             int sig = stage_take_signals(st);
 
@@ -142,6 +160,7 @@ void pass_stage_run(stage_t *st, const pass_stage_ops *ops, void *ctx)
 
     log_info("stopping: passed=%llu dropped=%llu", p.n_passed, p.n_dropped);
     xfree(&p.pending);
+    discovery_free(&p.out_peers);
     void *socks[] = {p.in, p.out, p.admin};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
         if (zmq_close(socks[i]) != 0)

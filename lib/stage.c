@@ -16,9 +16,12 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "log.h"
+#include "metrics.h"
 #include "qid.h"
 #include "stage.h"
+#include "tap.h"
 #include "xalloc.h"
 
 #define STAGE_CONFIG_DIR_DEFAULT "/etc/correio"
@@ -107,6 +110,10 @@ void stage_start(stage_t *st, const char *name, int argc, char **argv)
     if ((st->zctx = zmq_ctx_new()) == NULL)
         log_fatal("cannot create the ZeroMQ context: %s", zmq_strerror(zmq_errno()));
     log_debug("starting: config %s/correio.conf host %s", dir, st->hostname);
+    if (curve_init(st->zctx, st->cfg, name, &err) != 0)   /* before any socket */
+        log_fatal("%s", err);
+    tap_open(st);
+    metrics_http_start(st);    /* STAGE_metrics_listen: /metrics, /healthz, /ready */
 }
 
 int stage_take_signals(stage_t *st)
@@ -206,11 +213,14 @@ void stage_drop_privileges(stage_t *st)
 
 void stage_finish(stage_t *st)
 {
+    metrics_http_stop();       /* its thread uses the context */
+    tap_close();
     if (st->zctx) {
         while (zmq_ctx_term(st->zctx) != 0 && zmq_errno() == EINTR)
             ;
         st->zctx = NULL;
     }
+    curve_finish();             /* joins the ZAP thread, which the term ended */
     config_free(&st->cfg);
     xfree(&st->hostname);
     xfree(&stage_config_dir);

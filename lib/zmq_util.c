@@ -4,6 +4,8 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "curve.h"
+#include "endpoints.h"
 #include "fsutil.h"
 #include "log.h"
 #include "xalloc.h"
@@ -53,13 +55,23 @@ void zmq_util_bind(void *sock, const char *endpoint)
 {
     if (strncmp(endpoint, "ipc://", 6) == 0)
         ipc_prepare(endpoint);
-    if (zmq_bind(sock, endpoint) != 0)
+    char *why = NULL;           /* CurveZMQ server settings (lib/curve.h) */
+    if (curve_server_setup(sock, endpoint, &why) != 0)
+        log_fatal("cannot bind %s: %s", endpoint, why);
+    char *form = endpoints_bind_form(endpoint);     /* tcp://NAME:PORT binds host "*" */
+    int rc = zmq_bind(sock, form);
+    xfree(&form);
+    if (rc != 0)
         log_fatal("cannot bind %s: %s%s", endpoint, zmq_strerror(zmq_errno()),
                   zmq_errno() == EADDRINUSE ? " (is another copy of this stage running?)" : "");
 }
 
 void zmq_util_connect(void *sock, const char *endpoint)
 {
+    char *why = NULL;           /* the peer is the stage whose parameter names endpoint */
+
+    if (curve_client_setup(sock, endpoint, NULL, &why) != 0)
+        log_fatal("cannot connect to %s: %s", endpoint, why);
     if (zmq_connect(sock, endpoint) != 0)
         log_fatal("cannot connect to %s: %s (check the *_endpoint parameters)",
                   endpoint, zmq_strerror(zmq_errno()));
@@ -67,7 +79,13 @@ void zmq_util_connect(void *sock, const char *endpoint)
 
 int zmq_util_connect_to(void *sock, const char *endpoint, const char *peer)
 {
-    (void)peer;                 /* CurveZMQ: the peer's server key */
+    char *why = NULL;
+
+    if (curve_client_setup(sock, endpoint, peer, &why) != 0) {   /* peer's server key */
+        log_warn("cannot connect to %s: %s", endpoint, why);
+        free(why);
+        return -1;
+    }
     if (zmq_connect(sock, endpoint) != 0) {
         log_warn("cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
         return -1;

@@ -23,9 +23,16 @@
  * LINGER 0; fatal on failure. */
 void *zmq_util_socket(void *ctx, int type, int hwm);
 /* zmq_util_bind - bind, making the directory of an ipc:// path first;
- * fatal (naming the endpoint) on failure. */
+ * fatal (naming the endpoint) on failure.  tcp://NAME:PORT, NAME not an
+ * IP literal, "*" or "localhost", binds host "*" (all interfaces) on
+ * PORT: NAME is the service this host is one replica of, so one
+ * parameter serves both sides (the producers connect to every address
+ * of NAME, lib/discovery.h). */
 void zmq_util_bind(void *sock, const char *endpoint);
-/* zmq_util_connect - connect; fatal on a malformed endpoint. */
+/* zmq_util_connect - connect; fatal on a malformed endpoint.  Like
+ * zmq_util_bind, it applies the CurveZMQ settings first (lib/curve.h:
+ * the peer is the stage whose *_endpoint parameter names endpoint), and
+ * is fatal when plain TCP is refused there. */
 void zmq_util_connect(void *sock, const char *endpoint);
 /* zmq_util_connect_to - connect to a stage of kind peer ("ingress",
  * "classifier", "router", "delivery", "fetcher"): the CurveZMQ client

@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "policy_server.h"
 #include "policy_state.h"
 #include "timeutil.h"
@@ -137,6 +138,18 @@ static void fail_reply(pending *p, int rc)
     p->reply.text = xasprintf("policy state not written: %s", mdb_strerror(rc));
 }
 
+/* count_decision - correio_router_policy_decisions_total{kind,action}. */
+static void count_decision(const PolicyRequest *req, const PolicyReply *reply)
+{
+    const ProtobufCEnumValue *k =
+        protobuf_c_enum_descriptor_get_value(&correio__policy_kind__descriptor, req->kind);
+    const ProtobufCEnumValue *a =
+        protobuf_c_enum_descriptor_get_value(&correio__policy_action__descriptor, reply->action);
+
+    metrics_incf("correio_router_policy_decisions_total", "kind=\"%s\",action=\"%s\"",
+                 k ? k->name : "unknown", a ? a->name : "unknown");
+}
+
 /* serve_batch - take what waits, decide it in one transaction, commit,
  * answer.  Returns true when a transaction was committed. */
 static bool serve_batch(policy_server_t *ps)
@@ -175,6 +188,7 @@ static bool serve_batch(policy_server_t *ps)
     for (size_t i = 0; i < n; i++) {
         if (rc != 0)
             fail_reply(&batch[i], rc);
+        count_decision(batch[i].req, &batch[i].reply);
         if (!batch[i].req->no_reply)
             send_reply(ps, &batch[i]);
         zmq_msg_close(&batch[i].id);

@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "content_filter.h"
 #include "log.h"
+#include "metrics.h"
 #include "map.h"
 #include "relayhost.h"
 #include "routing.h"
@@ -489,20 +490,25 @@ static void routing_log(const char *qid, const char *address, const char *origin
     log_printable(text, sizeof text, d->status_text, strlen(d->status_text));
     switch (d->route) {
     case CORREIO__ROUTE_KIND__ROUTE_MAILDIR:
+        metrics_inc("correio_router_routed_total", "kind=\"maildir\"");
         log_info("%s: to=<%s>,%s route=maildir mailbox=%s%s%s rule=%s", qid, to, orig,
                  d->mailbox, d->folder[0] ? " folder=" : "", d->folder, rule);
         break;
     case CORREIO__ROUTE_KIND__ROUTE_LMTP:
+        metrics_inc("correio_router_routed_total", "kind=\"lmtp\"");
         log_info("%s: to=<%s>,%s route=lmtp nexthop=%s rule=%s", qid, to, orig, hop, rule);
         break;
     case CORREIO__ROUTE_KIND__ROUTE_RELAY:
+        metrics_inc("correio_router_routed_total", "kind=\"relay\"");
         log_info("%s: to=<%s>,%s route=relay nexthop=%s rule=%s", qid, to, orig, hop, rule);
         break;
     case CORREIO__ROUTE_KIND__ROUTE_DISCARD:
+        metrics_inc("correio_router_routed_total", "kind=\"discard\"");
         log_info("%s: to=<%s>,%s route=discard text=%s rule=%s", qid, to, orig,
                  text[0] ? text : "-", rule);
         break;
     default:
+        metrics_inc("correio_router_routed_total", "kind=\"error\"");
         log_info("%s: to=<%s>,%s route=error status=%s rule=%s", qid, to, orig, text, rule);
         break;
     }
@@ -859,6 +865,7 @@ static int routing_spam(routing_t *r, const Envelope *env, const config_t *cfg, 
             a = CORREIO__SPAM_ACTION__SPAM_ACTION_NONE;
         }
         routing_spam_apply(env, cfg, o, k, a, &t);
+        metrics_incf("correio_router_spam_actions_total", "action=\"%s\"", spam_action_name(a));
         if (spam_action_level(a) > spam_action_level(strongest))
             strongest = a;
         if (a == CORREIO__SPAM_ACTION__SPAM_ACTION_DELETE)
