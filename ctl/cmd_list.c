@@ -33,52 +33,6 @@
 #include "spam_lists.h"
 #include "xalloc.h"
 
-/* list_become_owner - as root: make data_directory and dir, give them
- * (and the files of an environment made by root before) to mail_owner
- * and become mail_owner.  0, or -1 after an error message. */
-static int list_become_owner(const config_t *cfg, const char *dir)
-{
-    static const char *const files[] = {"data.mdb", "lock.mdb"};
-    const char *owner = config_str(cfg, "mail_owner");
-    const char *data = config_str(cfg, "data_directory");
-    struct passwd *pw;
-    struct stat st;
-
-    if (geteuid() != 0)
-        return 0;
-    if ((pw = getpwnam(owner)) == NULL || pw->pw_uid == 0) {
-        ctl_error("mail_owner %s does not exist or is root: create it with useradd --system %s"
-                  " or set mail_owner", owner, owner);
-        return -1;
-    }
-    if (stat(data, &st) != 0) {
-        if (fs_mkdir_p(data, 0700) != 0 || chown(data, pw->pw_uid, pw->pw_gid) != 0) {
-            ctl_error("cannot create data_directory %s for %s: %s", data, owner, strerror(errno));
-            return -1;
-        }
-    }
-    if (fs_mkdir_p(dir, 0700) != 0 || chown(dir, pw->pw_uid, pw->pw_gid) != 0) {
-        ctl_error("cannot create %s for %s: %s", dir, owner, strerror(errno));
-        return -1;
-    }
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char *path = xasprintf("%s/%s", dir, files[i]);
-        int rc = chown(path, pw->pw_uid, pw->pw_gid);
-
-        if (rc != 0 && errno != ENOENT) {
-            ctl_error("cannot give %s to %s: %s", path, owner, strerror(errno));
-            xfree(&path);
-            return -1;
-        }
-        xfree(&path);
-    }
-    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
-        ctl_error("cannot become mail_owner %s: %s", owner, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 /* list_open - the lists, writable, or NULL after an error message
  * (also for `correio quarantine release`, see ctl.h). */
 spam_lists_t *list_open(const ctl_opts *o)
@@ -88,7 +42,7 @@ spam_lists_t *list_open(const ctl_opts *o)
     spam_lists_t *l = NULL;
     char *err = NULL;
 
-    if (list_become_owner(cfg, dir) == 0) {
+    if (ctl_become_owner(cfg, dir) == 0) {
         l = spam_lists_open(dir, true, NULL, &err);
         if (l == NULL) {
             ctl_error("%s", err);

@@ -38,6 +38,13 @@ int cmd_keys(const ctl_opts *o, int argc, char **argv);      /* cmd_keys.c */
 int cmd_tap(const ctl_opts *o, int argc, char **argv);    /* cmd_tap.c */
 int cmd_inject(const ctl_opts *o, int argc, char **argv); /* cmd_inject.c */
 int cmd_health(const ctl_opts *o, int argc, char **argv);    /* cmd_health.c */
+int cmd_drain(const ctl_opts *o, int argc, char **argv);     /* cmd_drain.c */
+
+/* ctl_become_owner - as root: make data_directory and dir, give them
+ * (and the files of an environment made by root before) to mail_owner
+ * and become mail_owner; nothing as another user.  0, or -1 after an
+ * error message (owner.c). */
+int ctl_become_owner(const config_t *cfg, const char *dir);
 
 /* list_open - the spam lists (data_directory/lists), writable; as root
  * the process becomes mail_owner first (cmd_list.c).  NULL after an
