@@ -23,6 +23,7 @@
 #include "bayes.h"
 #include "buf.h"
 #include "fsutil.h"
+#include "lmdb_util.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -393,44 +394,19 @@ bayes_t *bayes_open(const char *dir, bool writable, bool *missing, char **err)
     bayes_t *b;
     MDB_txn *txn = NULL;
     uint32_t version = 0;
-    struct stat st;
+    char *why = NULL;
     int rc;
 
-    if (missing)
-        *missing = false;
-    if (writable) {
-        if (fs_mkdir_p(dir, 0700) < 0) {
-            bayes_err(err, "cannot create %s: %s%s", dir, strerror(errno),
-                      errno == EACCES ? " (a parent directory is closed to this user)" : "");
-            return NULL;
-        }
-    } else {
-        char *data = xasprintf("%s/data.mdb", dir);
-        rc = stat(data, &st);
-        xfree(&data);
-        if (rc != 0 && errno == ENOENT) {
-            if (missing)
-                *missing = true;
-            bayes_err(err, "%s: no Bayes database yet (correio bayes train makes it)", dir);
-            return NULL;
-        }
+    MDB_env *env = lmdb_env_open_shared(dir, "a Bayes database", writable, BAYES_MAP_SIZE, 3,
+                                        missing, &why);
+    if (!env) {
+        bayes_err(err, "%s%s", why, missing && *missing ? " (correio bayes train makes it)" : "");
+        xfree(&why);
+        return NULL;
     }
     b = xcalloc(1, sizeof *b);
     b->writable = writable;
-    if ((rc = mdb_env_create(&b->env)) != 0) {
-        bayes_err(err, "mdb_env_create for %s: %s", dir, mdb_strerror(rc));
-        xfree(&b);
-        return NULL;
-    }
-    if ((rc = mdb_env_set_mapsize(b->env, BAYES_MAP_SIZE)) != 0 ||
-        (rc = mdb_env_set_maxdbs(b->env, 3)) != 0 ||
-        (rc = mdb_env_open(b->env, dir, MDB_NOTLS | (writable ? 0 : MDB_RDONLY), 0600)) != 0) {
-        bayes_err(err, "cannot open the Bayes database %s: %s%s", dir, mdb_strerror(rc),
-                  rc == EACCES ? " (the directory and its files must belong to mail_owner)" : "");
-        mdb_env_close(b->env);
-        xfree(&b);
-        return NULL;
-    }
+    b->env = env;
     unsigned flags = writable ? MDB_CREATE : 0;
     if ((rc = mdb_txn_begin(b->env, NULL, writable ? 0 : MDB_RDONLY, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "tokens", flags, &b->tokens)) != 0 ||

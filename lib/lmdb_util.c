@@ -6,10 +6,12 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fsutil.h"
 #include "lmdb_util.h"
 #include "log.h"
+#include "xalloc.h"
 
 MDB_env *lmdb_env_open(const char *dir, size_t map_size, unsigned max_dbs)
 {
@@ -63,4 +65,46 @@ void lmdb_check(int rc, const char *what)
 {
     if (rc != 0)
         log_panic("%s: %s", what, mdb_strerror(rc));
+}
+
+MDB_env *lmdb_env_open_shared(const char *dir, const char *what, bool writable,
+                              size_t map_size, unsigned max_dbs, bool *missing, char **err)
+{
+    MDB_env *env;
+    struct stat st;
+    int rc;
+
+    if (missing)
+        *missing = false;
+    if (writable) {
+        if (fs_mkdir_p(dir, 0700) < 0) {
+            *err = xasprintf("cannot create %s: %s%s", dir, strerror(errno),
+                             errno == EACCES ? " (a parent directory is closed to this user)" : "");
+            return NULL;
+        }
+    } else {
+        char *data = xasprintf("%s/data.mdb", dir);
+        rc = stat(data, &st);
+        xfree(&data);
+        if (rc != 0 && errno == ENOENT) {
+            if (missing)
+                *missing = true;
+            *err = xasprintf("%s: no %s yet", dir, what);
+            return NULL;
+        }
+    }
+    if ((rc = mdb_env_create(&env)) != 0) {
+        *err = xasprintf("mdb_env_create for %s: %s", dir, mdb_strerror(rc));
+        return NULL;
+    }
+    if ((rc = mdb_env_set_mapsize(env, map_size)) != 0
+        || (max_dbs && (rc = mdb_env_set_maxdbs(env, max_dbs)) != 0)
+        || (rc = mdb_env_open(env, dir, MDB_NOTLS | (writable ? 0 : MDB_RDONLY), 0600)) != 0) {
+        *err = xasprintf("cannot open %s in %s: %s%s", what, dir, mdb_strerror(rc),
+                         rc == EACCES ? " (the directory and its files must belong to mail_owner)"
+                                      : "");
+        mdb_env_close(env);
+        return NULL;
+    }
+    return env;
 }

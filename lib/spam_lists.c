@@ -18,6 +18,7 @@
 #include "address.h"
 #include "buf.h"
 #include "fsutil.h"
+#include "lmdb_util.h"
 #include "log.h"
 #include "spam_lists.h"
 #include "xalloc.h"
@@ -56,44 +57,19 @@ spam_lists_t *spam_lists_open(const char *dir, bool writable, bool *missing, cha
 {
     spam_lists_t *l;
     MDB_txn *txn;
-    char *data;
-    struct stat st;
     int rc;
 
-    if (missing)
-        *missing = false;
-    if (writable) {
-        if (fs_mkdir_p(dir, 0700) < 0) {
-            lists_err(err, "cannot create %s: %s%s", dir, strerror(errno),
-                      errno == EACCES ? " (a parent directory is closed to this user)" : "");
-            return NULL;
-        }
-    } else {
-        data = xasprintf("%s/data.mdb", dir);
-        rc = stat(data, &st);
-        xfree(&data);
-        if (rc != 0 && errno == ENOENT) {
-            if (missing)
-                *missing = true;
-            lists_err(err, "%s: no lists yet", dir);
-            return NULL;
-        }
+    char *why = NULL;
+    MDB_env *env = lmdb_env_open_shared(dir, "lists", writable, SPAM_LISTS_MAP_SIZE, 0, missing,
+                                        &why);
+    if (!env) {
+        lists_err(err, "%s", why);
+        xfree(&why);
+        return NULL;
     }
     l = xcalloc(1, sizeof *l);
     l->writable = writable;
-    if ((rc = mdb_env_create(&l->env)) != 0) {
-        lists_err(err, "mdb_env_create for %s: %s", dir, mdb_strerror(rc));
-        xfree(&l);
-        return NULL;
-    }
-    if ((rc = mdb_env_set_mapsize(l->env, SPAM_LISTS_MAP_SIZE)) != 0 ||
-        (rc = mdb_env_open(l->env, dir, MDB_NOTLS | (writable ? 0 : MDB_RDONLY), 0600)) != 0) {
-        lists_err(err, "cannot open the lists in %s: %s%s", dir, mdb_strerror(rc),
-                  rc == EACCES ? " (the directory and its files must belong to mail_owner)" : "");
-        mdb_env_close(l->env);
-        xfree(&l);
-        return NULL;
-    }
+    l->env = env;
     if ((rc = mdb_txn_begin(l->env, NULL, writable ? 0 : MDB_RDONLY, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, NULL, 0, &l->dbi)) != 0 ||
         (rc = mdb_txn_commit(txn)) != 0) {
