@@ -63,6 +63,8 @@ static const ctl_command ctl_commands[] = {
      "dated archive of the config, compiled maps and a hot copy of every LMDB"},
     {"restore", cmd_restore, "ARCHIVE [--force]",
      "put a backup's config and LMDB state back (correio must be stopped)"},
+    {"drain", cmd_drain, "[--timeout SECONDS] [NODE]",
+     "hand a delivery node's queue to its peers before scaling it down; exit 0 when empty"},
     {"health", cmd_health, "[--ready] [STAGE...]",
      "liveness (or readiness) of each stage over its admin socket; exit 0 when all ok"},
     {"tap", cmd_tap, "STAGE [--count N] [--raw DIR] [--timeout SECONDS]",

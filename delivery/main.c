@@ -51,7 +51,7 @@ int main(int argc, char **argv)
             {scheduler_submit_socket(sched), 0, ZMQ_POLLIN, 0},
             {in, 0, ZMQ_POLLIN, 0},
         };
-        if (zmq_poll(items, accepting ? 5 : 4, scheduler_timeout_ms(sched)) < 0) {
+        if (zmq_poll(items, accepting && in ? 5 : 4, scheduler_timeout_ms(sched)) < 0) {
             if (errno == EINTR)
                 continue;
             log_fatal("zmq_poll: %s", zmq_strerror(errno));
@@ -67,14 +67,25 @@ int main(int argc, char **argv)
             admin_serve(admin, "delivery", scheduler_admin, sched);
         if (items[3].revents & ZMQ_POLLIN)
             scheduler_submit_ready(sched);
-        if (accepting && (items[4].revents & ZMQ_POLLIN))
+        if (accepting && in && (items[4].revents & ZMQ_POLLIN))
             scheduler_receive(sched, in);
         scheduler_run(sched);
+        if (in && scheduler_draining(sched)) {
+            /* `correio drain`: what came already is taken (and acked),
+             * then the input closes, so that the router's PUSH (with
+             * ZMQ_IMMEDIATE) sends to the other replicas; a frame still
+             * in flight is not acked and its ingress sends it again. */
+            scheduler_receive(sched, in);
+            if (zmq_close(in) != 0)
+                log_warn("zmq_close: %s", zmq_strerror(errno));
+            in = NULL;
+            log_info("draining: input %s closed", config_str(st.cfg, "delivery_endpoint"));
+        }
     }
 
     log_info("stopping");
     scheduler_free(&sched);
-    if (zmq_close(in) != 0)
+    if (in && zmq_close(in) != 0)
         log_warn("zmq_close: %s", zmq_strerror(errno));
     if (zmq_close(admin) != 0)
         log_warn("zmq_close: %s", zmq_strerror(errno));

@@ -241,14 +241,13 @@ queue_rec *queue_get(queue_txn *t, const char *qid)
     return queue_decode(qid, &v);
 }
 
-int queue_put(queue_txn *t, const queue_rec *r)
+uint8_t *queue_rec_pack(const queue_rec *r, size_t *len)
 {
     if (!r->env)
-        log_panic("queue_put: %s: record without its envelope", r->queue_id);
+        log_panic("queue_rec_pack: %s: record without its envelope", r->queue_id);
     /* Shallow copies carry the new states; r->env stays as decoded. */
     Recipient *copies = xcalloc(r->n + 1, sizeof *copies);
     Recipient **ptrs = xcalloc(r->n + 1, sizeof *ptrs);
-    uint64_t *next = xcalloc(r->n + 1, sizeof *next);
     for (size_t i = 0; i < r->n; i++) {
         copies[i] = *r->env->rcpt[i];
         copies[i].state = r->rcpt[i].state;
@@ -267,20 +266,50 @@ int queue_put(queue_txn *t, const queue_rec *r)
         copies[i].folder = r->rcpt[i].folder;
         copies[i].quarantined_at = r->rcpt[i].quarantined_at;
         ptrs[i] = &copies[i];
-        next[i] = r->rcpt[i].next_us;
     }
     Envelope copy = *r->env;
     copy.rcpt = ptrs;
     copy.hold = r->hold;
     copy.hold_reason = r->hold_reason;
+    uint8_t *packed = wire_pack_envelope(&copy, len);
+    xfree(&ptrs);
+    xfree(&copies);
+    return packed;
+}
+
+int queue_put(queue_txn *t, const queue_rec *r)
+{
     size_t len;
-    uint8_t *packed = wire_pack_envelope(&copy, &len);
+    uint8_t *packed = queue_rec_pack(r, &len);
+    uint64_t *next = xcalloc(r->n + 1, sizeof *next);
+    for (size_t i = 0; i < r->n; i++)
+        next[i] = r->rcpt[i].next_us;
     int rc = queue_put_record(t, r->queue_id, r->n, next, packed, len);
     xfree(&packed);
     xfree(&next);
-    xfree(&ptrs);
-    xfree(&copies);
     return rc;
+}
+
+int queue_queued(queue_txn *t, const char *qid)
+{
+    MDB_val v;
+    int rc = queue_get_raw(t, t->q->envelopes, qid, &v);
+    return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+long queue_count(queue_t *q)
+{
+    queue_txn *t = queue_begin(q, false);
+    MDB_stat st;
+    if (!t)
+        return -1;
+    int rc = mdb_stat(t->txn, q->envelopes, &st);
+    queue_abort(&t);
+    if (rc != 0) {
+        log_warn("queue: cannot count: %s", mdb_strerror(rc));
+        return -1;
+    }
+    return (long)st.ms_entries;
 }
 
 int queue_finish(queue_txn *t, const char *qid, uint64_t now_us)
@@ -302,6 +331,11 @@ int queue_finish(queue_txn *t, const char *qid, uint64_t now_us)
 
 long queue_scan(queue_t *q, queue_visit_fn fn, void *ctx, size_t max)
 {
+    return queue_scan_after(q, NULL, fn, ctx, max);
+}
+
+long queue_scan_after(queue_t *q, const char *after, queue_visit_fn fn, void *ctx, size_t max)
+{
     queue_txn *t = queue_begin(q, false);
     if (!t)
         return -1;
@@ -314,8 +348,15 @@ long queue_scan(queue_t *q, queue_visit_fn fn, void *ctx, size_t max)
     }
     MDB_val k, v;
     long visited = 0;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && (size_t)visited < max;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (after && after[0]) {            /* the first key past after */
+        k = queue_key(after);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == 0 && k.mv_size == strlen(after) && memcmp(k.mv_data, after, k.mv_size) == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    } else {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+    for (; rc == 0 && (size_t)visited < max; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         char *qid = xmemdup(k.mv_data, k.mv_size);
         queue_rec *r = queue_decode(qid, &v);
         if (r) {

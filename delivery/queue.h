@@ -90,6 +90,15 @@ int queue_put_new(queue_txn *t, const void *frame, size_t len, const Envelope *e
 queue_rec *queue_get(queue_txn *t, const char *qid);
 /* queue_put - store r's states (recipients, hold) back. */
 int queue_put(queue_txn *t, const queue_rec *r);
+/* queue_queued - is qid in envelopes (not looking at done)?  1 yes, 0 no,
+ * -1 on an LMDB error (warned). */
+int queue_queued(queue_txn *t, const char *qid);
+/* queue_rec_pack - r as an Envelope with its recipients' states and hold
+ * state (what queue_put stores after the retry times): a peer takes it
+ * as it is (drain.c).  malloc'd, *len bytes. */
+uint8_t *queue_rec_pack(const queue_rec *r, size_t *len);
+/* queue_count - how many records are in envelopes; -1 on an LMDB error. */
+long queue_count(queue_t *q);
 /* queue_finish - drop qid from envelopes and remember it in done. */
 int queue_finish(queue_txn *t, const char *qid, uint64_t now_us);
 
@@ -98,6 +107,9 @@ int queue_finish(queue_txn *t, const char *qid, uint64_t now_us);
  * not use the queue.  The record is freed after fn returns. */
 typedef void (*queue_visit_fn)(void *ctx, const queue_rec *r);
 long queue_scan(queue_t *q, queue_visit_fn fn, void *ctx, size_t max);
+/* queue_scan_after - the same, starting with the first id after after
+ * (NULL or "": from the start). */
+long queue_scan_after(queue_t *q, const char *after, queue_visit_fn fn, void *ctx, size_t max);
 
 /* queue_prune_done - delete up to max done entries finished before
  * before_us, looking at no more than 10 * max; returns how many went. */

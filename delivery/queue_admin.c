@@ -368,7 +368,7 @@ void scheduler_admin(void *ctx, const AdminRequest *req, AdminReply *reply)
         admin_apply(s, req, reply, ADMIN_REQUEUE);
     } else if (strcmp(cmd, "queue-flush") == 0) {
         admin_flush(s, reply);
-    } else if (quarantine_admin(s, req, reply)) {
+    } else if (quarantine_admin(s, req, reply) || drain_admin(s, req, reply)) {
         /* answered */
     } else if (strcmp(cmd, "stats") == 0) {
         char out[256];

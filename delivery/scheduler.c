@@ -596,6 +596,8 @@ static void sched_dispatch(scheduler_t *s)
     sched_heap aside = {0};
     const sched_item *top;
 
+    if (drain_active(s))
+        return;                     /* draining: the peers try them (drain.c) */
     while ((top = sched_heap_top(&s->heap)) && top->due_us <= now_us
            && (s->n_local < s->max_local || s->n_outbound < s->max_outbound)) {
         sched_item it;
@@ -629,6 +631,11 @@ static void sched_dispatch(scheduler_t *s)
 bool scheduler_accepting(const scheduler_t *s)
 {
     return time_mono_ms() >= s->accept_after_ms;
+}
+
+bool scheduler_draining(const scheduler_t *s)
+{
+    return drain_active(s);
 }
 
 /* sched_log_queued - Postfix qmgr's line for a new envelope. */
@@ -743,6 +750,7 @@ void scheduler_run(scheduler_t *s)
     quarantine_sweep(s);
     notices_run(s->notices);
     queue_metrics_update(s);
+    drain_run(s);
 
     int64_t now = time_mono_ms();
     if (now >= s->next_prune_ms) {
@@ -772,6 +780,8 @@ long scheduler_timeout_ms(const scheduler_t *s)
     if (qt >= 0 && qt < t)
         t = qt;
     if ((qt = queue_metrics_timeout_ms()) >= 0 && qt < t)
+        t = qt;
+    if ((qt = drain_timeout_ms(s)) >= 0 && qt < t)
         t = qt;
     const sched_item *top = sched_heap_top(&s->heap);
     if (top && (s->n_local < s->max_local || s->n_outbound < s->max_outbound)) {
@@ -862,6 +872,7 @@ void scheduler_free(scheduler_t **sp)
     outbound_free(&s->outbound);
     notices_free(&s->notices);
     results_free(&s->box);
+    drain_free(&s->drain);
     events_free(&s->events);
     queue_close(&s->queue);
     sched_heap_free(&s->heap);

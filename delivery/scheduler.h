@@ -21,6 +21,9 @@ scheduler_t *scheduler_new(stage_t *st);
 /* scheduler_accepting - false for a moment after the queue refused a
  * commit, so that the input is not read and dropped in a tight loop. */
 bool scheduler_accepting(const scheduler_t *s);
+/* scheduler_draining - `correio drain` asked this node to hand its queue
+ * to its peers (drain.c): the caller closes its input for good. */
+bool scheduler_draining(const scheduler_t *s);
 /* scheduler_receive - take every envelope waiting on pull (up to one
  * batch), store the new ones in one commit, ack all of them. */
 void scheduler_receive(scheduler_t *s, void *pull);
@@ -42,7 +45,7 @@ bool scheduler_reload(void *ctx);
  * verbs: "queue-list", "queue-show ID", "queue-hold", "queue-release",
  * "queue-delete", "queue-requeue" (IDs... or ALL [QUEUE]; the reply
  * lists the messages that changed, status 1 names ids not in the
- * queue), "queue-flush", "stats". */
+ * queue), "queue-flush", "stats", and drain.c's "drain" and "drain-take". */
 void scheduler_admin(void *ctx, const AdminRequest *req, AdminReply *reply);
 /* scheduler_free - stop the workers, record what they finished, close
  * the queue and the event sockets. */

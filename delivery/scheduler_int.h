@@ -1,8 +1,8 @@
 /* scheduler_int.h - the scheduler's state, shared by its own files only
  * (scheduler.c: input, schedule, dispatch, results; queue_admin.c: the
  * operator's verbs; quarantine.c: held spam).  Nothing outside
- * delivery/scheduler*.c, delivery/queue_admin.c and delivery/quarantine.c
- * includes it. */
+ * delivery/scheduler*.c, delivery/queue_admin.c, delivery/quarantine.c,
+ * delivery/queue_metrics.c and delivery/drain.c includes it. */
 #ifndef CORREIO_DELIVERY_SCHEDULER_INT_H
 #define CORREIO_DELIVERY_SCHEDULER_INT_H
 
@@ -52,6 +52,7 @@ struct scheduler {
     zmq_msg_t    frames[SCHED_BATCH];
     unsigned long long n_received, n_duplicates, n_delivered, n_deferred, n_failed;
     unsigned long long n_quarantined;
+    struct drain *drain;                   /* `correio drain` under way, or NULL */
 };
 
 /* sched_busy - the recipients with an attempt under way (a job has it,
@@ -98,5 +99,21 @@ void quarantine_reconfigure(scheduler_t *s);
  * ID", "quarantine-release ID [RCPT|ALL]", "quarantine-delete ID
  * [RCPT|ALL]"; false when command is none of them. */
 bool quarantine_admin(scheduler_t *s, const AdminRequest *req, AdminReply *reply);
+
+/* ---- drain.c: hand the queue to the peers (`correio drain`) */
+
+typedef struct drain drain_t;
+
+/* drain_admin - "drain" (start, or say how far it is: "draining: left=N
+ * handed=N peers=N attempts=N"), "drain-take B64..." (a draining peer's
+ * envelopes, answered after the commit); false for other commands. */
+bool drain_admin(scheduler_t *s, const AdminRequest *req, AdminReply *reply);
+/* drain_active - draining: no new attempt starts, the input is closed. */
+bool drain_active(const scheduler_t *s);
+/* drain_run - the hand-over's next step (never blocks); from scheduler_run. */
+void drain_run(scheduler_t *s);
+/* drain_timeout_ms - the loop's wake-up while draining; -1 otherwise. */
+long drain_timeout_ms(const scheduler_t *s);
+void drain_free(drain_t **d);
 
 #endif

@@ -52,6 +52,7 @@
 #define OUT_HIGH       (256u << 10)  /* stop taking commands above this much unsent output */
 #define ZMQ_BATCH      1000          /* frames per socket per iteration */
 #define SHUTDOWN_WAIT_MS 30000       /* for commits in progress at SIGTERM */
+#define SHUTDOWN_TICK_MS 100         /* the loop's wake-up while sessions finish */
 
 enum { SRC_LISTEN, SRC_CONN, SRC_SPOOL, SRC_SIGNAL, SRC_ZMQ, SRC_DNS, SRC_AUTH, SRC_POLICY };
 
@@ -109,6 +110,7 @@ struct smtp_server {
     conn_t    *sleepers;                /* sessions sleeping, soonest first */
     unsigned   n_conns, n_detached;
     bool       stopping;
+    int64_t    stop_until;              /* SIGTERM: sessions may finish until then; 0 before */
     bool       zmq_more;                /* a drain stopped at ZMQ_BATCH */
     const void *policy_watched;         /* the policy client whose fds are in epoll */
     src_t     *policy_srcs;
@@ -803,6 +805,40 @@ static void handle_signals(smtp_server_t *srv)
         stage_reload(srv->ig->st, reconfigure, srv->ig);
 }
 
+/* graceful_stop - after SIGTERM: the listeners close at once (new
+ * connections are refused), a session idle between commands gets 421,
+ * one in the middle of DATA (or waiting for DNS, a policy answer, its
+ * commit) goes on to its reply, for shutdown_timeout at most; what is
+ * spooled keeps going to the classifier meanwhile.  true once nothing is
+ * left (or the time is up): the loop ends. */
+static bool graceful_stop(smtp_server_t *srv, int64_t now)
+{
+    if (!srv->stopping && !stage_stopping())
+        return false;
+    if (srv->stop_until == 0) {
+        int64_t t = config_time_ms(srv->ig->st->cfg, "shutdown_timeout");
+        for (size_t i = 0; i < srv->n_listeners; i++)
+            close(srv->listeners[i].fd);
+        srv->n_listeners = 0;
+        srv->stop_until = now + (t > 0 ? t : 1);
+        log_info("stopping: listeners closed; %u session%s may finish within %lld ms",
+                 srv->n_conns, srv->n_conns == 1 ? "" : "s", (long long)t);
+    }
+    for (conn_t *c = srv->idle_head, *next; c; c = next) {
+        next = c->next;
+        if (c->tls_state == TLS_HANDSHAKE || c->in.len > 0 || smtp_session_closing(c->sess)
+            || smtp_session_waiting(c->sess) || smtp_session_committing(c->sess)
+            || smtp_session_in_data(c->sess))
+            continue;
+        smtp_session_shutdown(c->sess);     /* 421 4.3.2 between commands */
+        flush(c);
+        conn_close(srv, c);
+    }
+    return (srv->n_conns == 0 && srv->n_detached == 0
+            && submit_server_pending(srv->ig->submit) == 0)
+           || now >= srv->stop_until;
+}
+
 /* shutdown_sessions - stop accepting, 421 to everyone, wait for the
  * commits in progress (sessions' and submissions') so no 250-worthy
  * message is left half done. */
@@ -836,9 +872,12 @@ void smtp_server_run(smtp_server_t *srv)
     if (srv->n_listeners == 0)
         log_fatal("smtpd_listen, submission_listen, submissions_listen: no listener configured");
     drain_zmq(srv);
-    while (!srv->stopping && !stage_stopping()) {
+    while (!graceful_stop(srv, time_mono_ms())) {
         int64_t now = time_mono_ms();
-        int n = epoll_wait(srv->epfd, evs, MAX_EVENTS, next_timeout(srv, now));
+        int timeout = next_timeout(srv, now);
+        if (srv->stop_until && (timeout < 0 || timeout > SHUTDOWN_TICK_MS))
+            timeout = SHUTDOWN_TICK_MS;     /* look at the sessions left again soon */
+        int n = epoll_wait(srv->epfd, evs, MAX_EVENTS, timeout);
 
         if (n < 0 && errno != EINTR)
             log_fatal("epoll_wait: %s", strerror(errno));

@@ -294,6 +294,11 @@ void smtp_session_timeout(smtp_session_t *s)
     s->closing = true;
 }
 
+bool smtp_session_in_data(const smtp_session_t *s)
+{
+    return s->state == S_DATA;
+}
+
 void smtp_session_shutdown(smtp_session_t *s)
 {
     session_reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel",

@@ -73,6 +73,9 @@ void smtp_session_tls_failed(smtp_session_t *s, const char *why);
 void smtp_session_timeout(smtp_session_t *s);
 /* smtp_session_shutdown - the ingress is stopping: 421 and closing. */
 void smtp_session_shutdown(smtp_session_t *s);
+/* smtp_session_in_data - between DATA's 354 and the end of the content:
+ * a stopping server lets it finish (shutdown_timeout). */
+bool smtp_session_in_data(const smtp_session_t *s);
 /* smtp_session_lost - the client went away (logged at free). */
 void smtp_session_lost(smtp_session_t *s, const char *why);
 

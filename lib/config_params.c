@@ -462,6 +462,10 @@ const param_def config_params[] = {
     {"queue_admin_endpoints", PARAM_LIST, "$delivery_admin_endpoint", 0, 0,
      "delivery nodes `correio queue` asks; tcp://NAME:PORT asks every address of NAME"},
 
+    /* --- operations: graceful stop (ingress/smtp_server.c) */
+    {"shutdown_timeout", PARAM_TIME, "30s", 0, 1 * DAY,
+     "on SIGTERM the ingress closes its listeners and lets sessions in DATA finish this long"},
+
     /* --- CurveZMQ (lib/curve.h) */
     {"curve", PARAM_CHOICE, "auto", 0, 0,
      "CurveZMQ on tcp:// hops: auto = on off loopback when the key pair exists, yes = every tcp hop, no = never"},
