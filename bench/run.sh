@@ -30,6 +30,7 @@
 #        FETCH [1] (0 skips bench/fetch.sh: fetcher vs fetchmail) N_FETCH [500]
 #        POLICY [1] (0 skips bench/policy.sh)
 #        SPAM [1] (0 skips bench/spam_accuracy.sh: classifier vs SpamAssassin)
+#        SCALING [1] (0 skips bench/classifier_scaling.sh: 1, 2, 4 classifiers)
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # make bench runs it with sh
 set -uo pipefail
 export LC_ALL=C
@@ -284,5 +285,11 @@ fi
 if [ "${SPAM:-1}" = 1 ]; then
     echo
     timeout 600 bash "$REPO/bench/spam_accuracy.sh" "$BUILD"
+fi
+
+# ---------------------------------------------------------------- scaling
+if [ "${SCALING:-1}" = 1 ]; then
+    echo
+    timeout 900 bash "$REPO/bench/classifier_scaling.sh" "$BUILD"
 fi
 exit 0
