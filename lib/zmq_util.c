@@ -30,6 +30,13 @@ void *zmq_util_socket(void *ctx, int type, int hwm)
     setopt_int(sock, ZMQ_SNDHWM, hwm, "ZMQ_SNDHWM");
     setopt_int(sock, ZMQ_RCVHWM, hwm, "ZMQ_RCVHWM");
     setopt_int(sock, ZMQ_LINGER, 0, "ZMQ_LINGER");
+    /* ZMTP heartbeats: a peer whose host died without a FIN or RST (power
+     * off, cable out) is dropped within seconds, so a PUSH stops filling
+     * its pipe (else until TCP gives up, ~15 minutes, and every resend
+     * could go there again: tests/blackbox/test_multihost.py) */
+    setopt_int(sock, ZMQ_HEARTBEAT_IVL, ZMQ_UTIL_HEARTBEAT_IVL, "ZMQ_HEARTBEAT_IVL");
+    setopt_int(sock, ZMQ_HEARTBEAT_TIMEOUT, ZMQ_UTIL_HEARTBEAT_TIMEOUT, "ZMQ_HEARTBEAT_TIMEOUT");
+    setopt_int(sock, ZMQ_HEARTBEAT_TTL, ZMQ_UTIL_HEARTBEAT_TIMEOUT, "ZMQ_HEARTBEAT_TTL");
     return sock;
 }
 

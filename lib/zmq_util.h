@@ -18,9 +18,12 @@
 #include <zmq.h>
 
 #define ZMQ_UTIL_HWM_DEFAULT 1000
+#define ZMQ_UTIL_HEARTBEAT_IVL     1000   /* ms between ZMTP PINGs */
+#define ZMQ_UTIL_HEARTBEAT_TIMEOUT 5000   /* ms without traffic: the peer is gone */
 
-/* zmq_util_socket - a socket of type with send and receive HWM and
- * LINGER 0; fatal on failure. */
+/* zmq_util_socket - a socket of type with send and receive HWM, LINGER 0
+ * and ZMTP heartbeats (a dead peer's connection is closed after
+ * ZMQ_UTIL_HEARTBEAT_TIMEOUT); fatal on failure. */
 void *zmq_util_socket(void *ctx, int type, int hwm);
 /* zmq_util_bind - bind, making the directory of an ipc:// path first;
  * fatal (naming the endpoint) on failure.  tcp://NAME:PORT, NAME not an
