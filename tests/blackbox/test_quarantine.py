@@ -90,17 +90,22 @@ def test_hold_show_release_whitelists(c):
     qid = send_mail(c, sender, [DEMO], spam(sender, DEMO, m))
     quarantined(c, qid, DEMO)
     check(find_copy(c, DEMO, m) is None, "a quarantined message was delivered")
+    # the score the classifier gave (HELO_NO_MATCH and SPF hits depend on
+    # the DNS the suite runs with), as the list must show it
+    score = wait_log(c, r"%s: classified score=([0-9.]+)" % re.escape(qid)).group(1)
     out = ctl(c, "quarantine", "list").stdout
-    check(re.search(r"^%s\s+20\.0\s" % qid, out, re.M), "not listed with its score: %s" % out)
+    check(re.search(r"^%s\s+%s\s" % (qid, re.escape(score)), out, re.M),
+          "not listed with its score %s: %s" % (score, out))
     check("Subject: cheap pills %s" % m in out and "From: %s" % sender in out
           and DEMO in out, "list lacks Subject/From/recipient: %s" % out)
     check(listed(c, qid, "@example.test") and listed(c, qid, DEMO), "filter dropped it")
     check(not listed(c, qid, ALICE) and not listed(c, qid, "@other.example"),
           "filter kept it for another recipient")
-    check(rcpt_queue_state(c, qid, DEMO) == "quarantine",
-          "queue list state %r" % rcpt_queue_state(c, qid, DEMO))
+    # the ingress lists it as pending until delivery's ack reaches it
+    wait_for(lambda: rcpt_queue_state(c, qid, DEMO) == "quarantine", 20,
+             what="queue list state quarantine (now %r)" % rcpt_queue_state(c, qid, DEMO))
     out = ctl(c, "quarantine", "show", qid).stdout
-    check("Subject: cheap pills %s" % m in out and "GTUBE" in out and "Score: 20.0" in out,
+    check("Subject: cheap pills %s" % m in out and "GTUBE" in out and "Score: %s" % score in out,
           "show: %s" % out)
 
     out = ctl(c, "quarantine", "release", qid).stdout
@@ -138,9 +143,9 @@ def test_delete_one_recipient_then_all(c):
     check("deleted from quarantine: %s" % ALICE in out and DEMO not in out, "delete: %s" % out)
     check(listed(c, qid, DEMO) and not listed(c, qid, ALICE), "one recipient left")
     ctl(c, "quarantine", "delete", qid)
-    wait_log(c, r"%s: removed" % qid, since=since)
     check(not listed(c, qid), "listed after delete")
-    check(rcpt_queue_state(c, qid, DEMO) is None, "still in the queue")
+    # delivery removes the message once its last recipient is final
+    wait_for(lambda: rcpt_queue_state(c, qid, DEMO) is None, 20, what="the message leaving the queue")
     check(find_copy(c, DEMO, m) is None and find_copy(c, ALICE, m) is None,
           "a deleted message was delivered")
     check(not re.search(r"%s: .*status=bounced|%s: .*notice" % (qid, qid), c.log_since(since)),
