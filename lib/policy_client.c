@@ -5,8 +5,9 @@
  * order of their deadlines (one timeout for all).  A request that cannot
  * be sent yet (ZMQ_IMMEDIATE: its router is not connected, e.g. in the
  * moment after a router or this process started) keeps its frame and is
- * tried again every POLICY_RETRY_MS until its deadline, when it fails
- * like one that got no answer; callbacks run only in
+ * tried again every POLICY_RETRY_MS; after POLICY_FAILOVER_MS it goes to
+ * the next router of the key's ranking that is connected, and at its
+ * deadline it fails like one that got no answer; callbacks run only in
  * policy_client_process.  Replies are few per session and the list is
  * short, so a reply finds its call by a walk over the list.
  */
@@ -28,6 +29,7 @@
 #define POLICY_HWM 10000            /* requests queued per router */
 #define POLICY_DRAIN_MAX 1000       /* replies read per socket per process call */
 #define POLICY_RETRY_MS 20          /* try an unsent request again this often */
+#define POLICY_FAILOVER_MS 1000     /* then the next router in the key's ranking */
 
 typedef struct node {
     char *endpoint;
@@ -39,6 +41,7 @@ struct policy_call {
     policy_client_t *c;
     uint64_t     id;
     int64_t      deadline;          /* monotonic ms */
+    int64_t      asked;             /* monotonic ms */
     char        *key;               /* to find the owner again when routers change */
     uint8_t     *data;              /* the request, kept until answered */
     size_t       len;
@@ -81,6 +84,11 @@ static uint64_t hash64(const char *node_name, const char *key)
     h *= 0x94d049bb133111ebULL;
     h ^= h >> 31;
     return h;
+}
+
+uint64_t policy_rendezvous_score(const char *node_name, const char *key)
+{
+    return hash64(node_name, key);
 }
 
 size_t policy_rendezvous(const char *const *nodes, size_t n, const char *key)
@@ -311,7 +319,8 @@ policy_call_t *policy_client_ask(policy_client_t *c, PolicyRequest *req, policy_
     call->data = data;
     call->len = len;
     call->sock = sent ? sock : NULL;
-    call->deadline = time_mono_ms() + c->timeout_ms;
+    call->asked = time_mono_ms();
+    call->deadline = call->asked + c->timeout_ms;
     call->prev = c->tail;
     if (c->tail)
         c->tail->next = call;
@@ -390,6 +399,43 @@ static bool take_reply(policy_client_t *c, node *nd)
     return got;
 }
 
+/* send_failover - the key's owner has been unreachable (not connected:
+ * ZMQ_IMMEDIATE refuses) for POLICY_FAILOVER_MS: ask the next router of
+ * the key's rendezvous ranking that takes it (the first round is the
+ * owner itself, already tried).  Availability over
+ * consistency: that router decides from its own state (a greylisted
+ * triplet may wait once more), which beats a 4xx for every key of a dead
+ * router until DNS drops it.  Returns the socket it went to, or NULL. */
+static void *send_failover(policy_client_t *c, const policy_call_t *call)
+{
+    bool *tried = xcalloc(c->n ? c->n : 1, sizeof(*tried));
+    void *sent = NULL;
+
+    for (size_t round = 0; round < c->n && !sent; round++) {
+        size_t best = c->n;
+        uint64_t best_h = 0;
+
+        for (size_t i = 0; i < c->n; i++) {     /* the next in the ranking */
+            uint64_t h;
+
+            if (tried[i])
+                continue;
+            h = policy_rendezvous_score(c->names[i], call->key);
+            if (best == c->n || h > best_h) {
+                best = i;
+                best_h = h;
+            }
+        }
+        tried[best] = true;
+        if (round > 0 && send_frames(c->node[best].sock, call->data, call->len)) {
+            log_debug("policy: %s: owner unreachable, asked %s", call->key, c->names[best]);
+            sent = c->node[best].sock;
+        }
+    }
+    xfree(&tried);
+    return sent;
+}
+
 void policy_client_process(policy_client_t *c)
 {
     uint64_t first_new = c->next_id;    /* calls made by callbacks wait for the next round */
@@ -420,6 +466,8 @@ void policy_client_process(policy_client_t *c)
         void *sock = call->sock ? NULL : owner_sock(c, call->key);
         if (sock && send_frames(sock, call->data, call->len))
             call->sock = sock;
+        else if (sock && now - call->asked >= POLICY_FAILOVER_MS)
+            call->sock = send_failover(c, call);
     }
 }
 

@@ -71,6 +71,9 @@ int64_t policy_client_timeout_ms(const policy_client_t *c);
  * and tests. */
 const char *policy_client_owner(const policy_client_t *c, const char *key);
 
+/* policy_rendezvous_score - node's weight for key: the owner has the
+ * highest, the next-highest takes over when the owner is unreachable. */
+uint64_t policy_rendezvous_score(const char *node, const char *key);
 /* policy_rendezvous - index of the node among n that owns key (highest
  * 64-bit hash of node and key; ties impossible in practice).  Shared by
  * every place that spreads keys over replicas (fetcher accounts too). */

@@ -230,6 +230,51 @@ static void test_split_and_timeout(void **state)
     zmq_ctx_term(ctx);
 }
 
+/* test_failover - a key whose owner is not connected goes, after the
+ * failover delay, to the next router of its ranking, which answers. */
+static void test_failover(void **state)
+{
+    void *ctx = zmq_ctx_new();
+    void *r1 = zmq_util_socket(ctx, ZMQ_ROUTER, 1000);
+    const char *dead = "ipc:///nonexistent/policy-test-dead";
+    const char *eps[] = { EP1, dead, NULL };
+    policy_client_t *c;
+    char *err = NULL, key[32];
+    answer a;
+    held keep[1];
+    int n_keep = 0, i;
+    int64_t start, deadline;
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    zmq_util_bind(r1, EP1);
+    c = policy_client_new(ctx, NULL, eps, 4000, &err);
+    assert_non_null(c);
+    for (i = 0; i < 1000; i++) {                /* a key the dead router owns */
+        snprintf(key, sizeof(key), "198.51.100.%d", i);
+        if (strcmp(policy_client_owner(c, key), dead) == 0)
+            break;
+    }
+    assert_true(i < 1000);
+    start = time_mono_ms();
+    ask_key(c, key, &a);
+    deadline = start + WAIT_MS;
+    while (a.calls == 0 && time_mono_ms() < deadline) {
+        zmq_pollitem_t pi[1] = { { r1, 0, ZMQ_POLLIN, 0 } };
+        zmq_poll(pi, 1, 10);
+        serve(r1, false, keep, &n_keep);
+        policy_client_process(c);
+    }
+    assert_int_equal(a.calls, 1);
+    assert_true(a.got_reply);                   /* answered, not timed out */
+    assert_string_equal(a.text, key);
+    assert_true(time_mono_ms() - start >= 900); /* only after the failover delay */
+    assert_true(time_mono_ms() - start < 4000);
+    policy_client_free(&c);
+    zmq_close(r1);
+    zmq_ctx_term(ctx);
+}
+
 static void test_abandon_and_no_router(void **state)
 {
     void *ctx = zmq_ctx_new();
@@ -362,6 +407,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_and_timeout),
+        cmocka_unit_test(test_failover),
         cmocka_unit_test(test_abandon_and_no_router),
         cmocka_unit_test(test_router_late),
         cmocka_unit_test(test_bad_endpoint),
