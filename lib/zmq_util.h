@@ -20,10 +20,12 @@
 #define ZMQ_UTIL_HWM_DEFAULT 1000
 #define ZMQ_UTIL_HEARTBEAT_IVL     1000   /* ms between ZMTP PINGs */
 #define ZMQ_UTIL_HEARTBEAT_TIMEOUT 5000   /* ms without traffic: the peer is gone */
+#define ZMQ_UTIL_HEARTBEAT_NEVER   (24 * 3600 * 1000)   /* a PULL's own timeout: off */
 
 /* zmq_util_socket - a socket of type with send and receive HWM, LINGER 0
- * and ZMTP heartbeats (a dead peer's connection is closed after
- * ZMQ_UTIL_HEARTBEAT_TIMEOUT); fatal on failure. */
+ * and ZMTP heartbeats (a producer drops a dead consumer's connection,
+ * and request/reply peers each other's, after ZMQ_UTIL_HEARTBEAT_TIMEOUT;
+ * a slow consumer never drops its producers); fatal on failure. */
 void *zmq_util_socket(void *ctx, int type, int hwm);
 /* zmq_util_bind - bind, making the directory of an ipc:// path first;
  * fatal (naming the endpoint) on failure.  tcp://NAME:PORT, NAME not an
