@@ -469,10 +469,6 @@ void classify_loop_run(stage_t *st, scoring_t *scoring,
     lp.in = zmq_util_socket(st->zctx, ZMQ_PULL, hwm);
     zmq_util_bind(lp.in, config_str(st->cfg, "classifier_endpoint"));
     lp.out = zmq_util_socket(st->zctx, ZMQ_PUSH, hwm);
-    /* ZMQ_IMMEDIATE: nothing queues for a router that is not connected */
-    int one = 1;
-    if (zmq_setsockopt(lp.out, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0)
-        log_panic("classify_loop_run: ZMQ_IMMEDIATE: %s", zmq_strerror(errno));
     lp.out_peers = discovery_new(lp.out, config_str(st->cfg, "router_endpoint"), "router",
                                  st->cfg);
     lp.admin = zmq_util_socket(st->zctx, ZMQ_REP, LOOP_ADMIN_HWM);

@@ -80,13 +80,6 @@ int main(int argc, char **argv)
     ig.events = zmq_util_socket(st.zctx, ZMQ_PULL, hwm);
     zmq_util_bind(ig.events, config_str(cfg, "ingress_events_endpoint"));
     ig.push = zmq_util_socket(st.zctx, ZMQ_PUSH, hwm);
-    {   /* ZMQ_IMMEDIATE: nothing queues for a classifier that is not
-         * connected; the pipeline keeps it (and a removed one's queue is
-         * sent again on ack timeout, discovery.h) */
-        int one = 1;
-        if (zmq_setsockopt(ig.push, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0)
-            log_panic("ingress: ZMQ_IMMEDIATE: %s", zmq_strerror(zmq_errno()));
-    }
     ig.push_peers = discovery_new(ig.push, config_str(cfg, "classifier_endpoint"), "classifier",
                                   cfg);
     ig.admin = zmq_util_socket(st.zctx, ZMQ_REP, ZMQ_UTIL_HWM_DEFAULT);

@@ -208,9 +208,13 @@ static discovery_t *make(void *sock, const char *endpoint, const char *peer,
     d->ctx = ctx;
     d->epfd = -1;
     if (sock) {
+        /* every socket kept here is a producer: ZMQ_IMMEDIATE, so nothing
+         * queues for a replica that is not (or no longer) connected; the
+         * caller keeps what cannot be sent (backpressure) */
         int one = 1;
-        if (zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof(one)) != 0)
-            log_panic("discovery_new: ZMQ_IPV6: %s", zmq_strerror(zmq_errno()));
+        if (zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof(one)) != 0
+            || zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0)
+            log_panic("discovery_new: ZMQ_IPV6/ZMQ_IMMEDIATE: %s", zmq_strerror(zmq_errno()));
     }
     if (kind == 0) {                    /* fixed: connect once */
         dns_t *none = NULL;

@@ -42,8 +42,8 @@ typedef void (*discovery_cb)(void *ctx, const char *addr, bool added);
 
 /* discovery_new - connect sock to every address endpoint stands for,
  * through zmq_util_connect_to(sock, addr, peer) (peer: "classifier",
- * "router", ... for the CurveZMQ settings), and keep it so.  ZMQ_IPV6 is
- * set here; the caller sets ZMQ_IMMEDIATE (PUSH, DEALER) before.  cfg
+ * "router", ... for the CurveZMQ settings), and keep it so.  ZMQ_IPV6 and
+ * ZMQ_IMMEDIATE (sock is a producer: PUSH or DEALER) are set here.  cfg
  * gives dns_servers, dns_timeout, dns_tries and discovery_interval; NULL
  * means the defaults (/etc/resolv.conf, 5s, 2 tries, 5s).  Fatal when the
  * endpoint is malformed or a wildcard (a configuration error); a name

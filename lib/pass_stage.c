@@ -111,11 +111,6 @@ void pass_stage_run(stage_t *st, const pass_stage_ops *ops, void *ctx)
     p.in = zmq_util_socket(st->zctx, ZMQ_PULL, hwm);
     zmq_util_bind(p.in, config_str(st->cfg, ops->input_param));
     p.out = zmq_util_socket(st->zctx, ZMQ_PUSH, hwm);
-    /* ZMQ_IMMEDIATE: nothing queues for a replica that is not (or no
-     * longer) connected; a full or empty set is backpressure */
-    int one = 1;
-    if (zmq_setsockopt(p.out, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0)
-        log_panic("pass_stage_run: ZMQ_IMMEDIATE: %s", zmq_strerror(errno));
     /* the peer kind, for CurveZMQ: "delivery_endpoint" -> "delivery" */
     char *peer = xasprintf("%.*s", (int)strcspn(ops->output_param, "_"), ops->output_param);
     p.out_peers = discovery_new(p.out, config_str(st->cfg, ops->output_param), peer, st->cfg);

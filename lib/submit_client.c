@@ -31,12 +31,8 @@ submit_client_t *submit_client_new(void *zctx, const config_t *cfg, const char *
                                    int hwm)
 {
     submit_client_t *c = xcalloc(1, sizeof(*c));
-    int one = 1;
 
     c->sock = zmq_util_socket(zctx, ZMQ_DEALER, hwm);
-    if (zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0)
-        log_panic("submit_client_new: zmq_setsockopt ZMQ_IMMEDIATE: %s",
-                  zmq_strerror(zmq_errno()));
     c->peers = discovery_new(c->sock, endpoint, "ingress", cfg);
     c->endpoint = xstrdup(endpoint);
     return c;
