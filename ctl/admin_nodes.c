@@ -255,3 +255,43 @@ void admin_nodes_free(admin_nodes **ns)
         zmq_ctx_term((*ns)->zctx);
     xfree(ns);
 }
+
+/* admin_nodes_report_down - say which nodes did not answer (or answered
+ * an error) and what that means; returns how many. */
+size_t admin_nodes_report_down(const admin_nodes *ns, const char *stage, const char *consequence)
+{
+    size_t down = 0;
+
+    for (size_t i = 0; i < ns->n; i++) {
+        const admin_node *n = &ns->node[i];
+        bool resolved = strcmp(n->endpoint, n->configured) != 0;
+
+        if (n->error == NULL)
+            continue;
+        ctl_error("%s%s%s at %s%s%s%s %s, so %s: %s%s", stage,
+                  n->name ? " node " : "", n->name ? n->name : "", n->endpoint,
+                  resolved ? " (from " : "", resolved ? n->configured : "", resolved ? ")" : "",
+                  n->refused ? "failed" : "does not answer", consequence, n->error,
+                  !n->refused && strncmp(n->endpoint, "ipc://", 6) == 0
+                      ? " (is correio running?)" : "");
+        down++;
+    }
+    return down;
+}
+
+/* admin_node_failed - a node answered with an error that is not about ids:
+ * turn it into the node's error (it is then reported as down). */
+void admin_node_failed(admin_node *n, const char *command)
+{
+    char text[600];
+    const char *t = n->reply->text ? n->reply->text : "";
+
+    free(n->error);
+    if (n->reply->status == 2 && strcmp(t, "unknown command") == 0)
+        n->error = xasprintf("it does not know %s (an older correio-delivery?)", command);
+    else
+        n->error = xasprintf("it answered status %d: %s", n->reply->status,
+                             log_printable(text, sizeof(text), t, strlen(t)));
+    n->refused = true;
+    wire_free_admin_reply(&n->reply);
+}

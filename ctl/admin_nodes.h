@@ -64,4 +64,12 @@ const char *admin_node_label(const admin_node *n);
 /* admin_nodes_free - close everything, free *ns, set it NULL. */
 void admin_nodes_free(admin_nodes **ns);
 
+/* admin_nodes_report_down - name each node with an error ("STAGE node
+ * NAME at ENDPOINT does not answer, so CONSEQUENCE: ERROR") on stderr;
+ * returns how many. */
+size_t admin_nodes_report_down(const admin_nodes *ns, const char *stage, const char *consequence);
+/* admin_node_failed - n answered command with an error status: make
+ * that its error (then reported as down) and drop the reply. */
+void admin_node_failed(admin_node *n, const char *command);
+
 #endif

@@ -82,30 +82,13 @@ static bool q_missing(const admin_node *n)
  * on stderr.  Returns how many are down. */
 static size_t q_answers(admin_nodes *ns, const char *command, const char *consequence)
 {
-    size_t down = 0;
-    char text[600];
-
     for (size_t i = 0; i < ns->n; i++) {
         admin_node *n = &ns->node[i];
 
-        if (n->reply && n->reply->status != 0 && !q_missing(n)) {
-            const char *t = n->reply->text ? n->reply->text : "";
-            free(n->error);
-            if (n->reply->status == 2 && strcmp(t, "unknown command") == 0)
-                n->error = xasprintf("it does not know %s (an older correio-delivery?)", command);
-            else
-                n->error = xasprintf("it answered status %d: %s", n->reply->status,
-                                     log_printable(text, sizeof text, t, strlen(t)));
-            n->refused = true;
-            wire_free_admin_reply(&n->reply);
-        }
-        if (n->error == NULL)
-            continue;
-        ctl_error("delivery %s at %s %s, so %s: %s", admin_node_label(n), n->endpoint,
-                  n->refused ? "failed" : "does not answer", consequence, n->error);
-        down++;
+        if (n->reply && n->reply->status != 0 && !q_missing(n))
+            admin_node_failed(n, command);
     }
-    return down;
+    return admin_nodes_report_down(ns, "delivery", consequence);
 }
 
 /* q_id_ok - usage check of a queue id; false after the message. */

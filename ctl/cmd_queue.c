@@ -83,46 +83,6 @@ static admin_nodes *delivery_nodes(const config_t *cfg)
     return admin_nodes_open(cfg, endpoints, "delivery");
 }
 
-/* report_down - say which nodes did not answer (or answered an error)
- * and what that means; returns how many. */
-static size_t report_down(const admin_nodes *ns, const char *stage, const char *consequence)
-{
-    size_t down = 0;
-
-    for (size_t i = 0; i < ns->n; i++) {
-        const admin_node *n = &ns->node[i];
-        bool resolved = strcmp(n->endpoint, n->configured) != 0;
-
-        if (n->error == NULL)
-            continue;
-        ctl_error("%s%s%s at %s%s%s%s %s, so %s: %s%s", stage,
-                  n->name ? " node " : "", n->name ? n->name : "", n->endpoint,
-                  resolved ? " (from " : "", resolved ? n->configured : "", resolved ? ")" : "",
-                  n->refused ? "failed" : "does not answer", consequence, n->error,
-                  !n->refused && strncmp(n->endpoint, "ipc://", 6) == 0
-                      ? " (is correio running?)" : "");
-        down++;
-    }
-    return down;
-}
-
-/* reply_failed - a node answered with an error that is not about ids:
- * turn it into the node's error (it is then reported as down). */
-static void reply_failed(admin_node *n, const char *command)
-{
-    char text[600];
-    const char *t = n->reply->text ? n->reply->text : "";
-
-    free(n->error);
-    if (n->reply->status == 2 && strcmp(t, "unknown command") == 0)
-        n->error = xasprintf("it does not know %s (an older correio-delivery?)", command);
-    else
-        n->error = xasprintf("it answered status %d: %s", n->reply->status,
-                             log_printable(text, sizeof(text), t, strlen(t)));
-    n->refused = true;
-    wire_free_admin_reply(&n->reply);
-}
-
 /* ------------------------------------------------------------ list */
 
 static bool json_flag(const char *arg)
@@ -143,7 +103,7 @@ static size_t list_call(admin_nodes *ns, const char *stage)
         if (n->reply == NULL)
             continue;
         if (n->reply->status != 0) {
-            reply_failed(n, "queue-list");
+            admin_node_failed(n, "queue-list");
             continue;
         }
         if (n->reply->text && strstr(n->reply->text, "truncated"))
@@ -220,8 +180,8 @@ static int queue_list(const ctl_opts *o, int argc, char **argv)
     else
         list_text(ingress, delivery);
     fflush(stdout);
-    down = report_down(ingress, "ingress", "the ingress spool is not listed");
-    down += report_down(delivery, "delivery", "its messages are not listed");
+    down = admin_nodes_report_down(ingress, "ingress", "the ingress spool is not listed");
+    down += admin_nodes_report_down(delivery, "delivery", "its messages are not listed");
 
     if (!json) {
         /* "-- 2 messages in the ingress spool, 0 in the delivery queue" */
@@ -282,7 +242,7 @@ static int queue_show(const ctl_opts *o, int argc, char **argv)
                                              strlen(QUEUE_MISSING_PREFIX)) == 0)
             continue;
         if (n->reply->status != 0 || n->reply->n_entries == 0) {
-            reply_failed(n, "queue-show");
+            admin_node_failed(n, "queue-show");
             continue;
         }
         if (found++)
@@ -295,7 +255,7 @@ static int queue_show(const ctl_opts *o, int argc, char **argv)
         queue_print_headers(stdout, n->reply->text);
     }
     fflush(stdout);
-    if (report_down(ns, "delivery", "it was not asked for the message"))
+    if (admin_nodes_report_down(ns, "delivery", "it was not asked for the message"))
         rc = 1;
     if (found == 0 && admin_nodes_up(ns) > 0) {
         ctl_error("%s %s", QUEUE_MISSING_PREFIX, argv[0]);
@@ -350,7 +310,7 @@ static int queue_summary(const ctl_opts *o, int argc, char **argv)
     }
     queue_shape_print(stdout, shape, json);
     fflush(stdout);
-    if (report_down(ns, "delivery", "its messages are not counted"))
+    if (admin_nodes_report_down(ns, "delivery", "its messages are not counted"))
         rc = 1;
     queue_shape_free(&shape);
     admin_nodes_free(&ns);
@@ -382,7 +342,7 @@ static int queue_flush(const ctl_opts *o, int argc, char **argv)
         if (n->reply == NULL)
             continue;
         if (n->reply->status != 0) {
-            reply_failed(n, "queue-flush");
+            admin_node_failed(n, "queue-flush");
             continue;
         }
         scheduled += strtoull(n->reply->text, NULL, 10);   /* "N messages scheduled" */
@@ -390,7 +350,7 @@ static int queue_flush(const ctl_opts *o, int argc, char **argv)
     if (admin_nodes_up(ns))
         printf("correio: %llu message%s scheduled\n", scheduled, scheduled == 1 ? "" : "s");
     fflush(stdout);
-    if (report_down(ns, "delivery", "its deferred messages were not scheduled"))
+    if (admin_nodes_report_down(ns, "delivery", "its deferred messages were not scheduled"))
         rc = 1;
     admin_nodes_free(&ns);
     config_free(&cfg);
@@ -511,7 +471,7 @@ static size_t change_answers(admin_nodes *ns, const queue_change_verb *v, change
                   && strncmp(n->reply->text, QUEUE_MISSING_PREFIX, strlen(QUEUE_MISSING_PREFIX)) == 0;
         if (n->reply->status != 0 && !missing) {
             changed += n->reply->n_entries;     /* what it did before it failed */
-            reply_failed(n, v->command);
+            admin_node_failed(n, v->command);
             continue;
         }
         changed += n->reply->n_entries;
@@ -619,7 +579,7 @@ static int queue_change(const ctl_opts *o, const queue_change_verb *v, int argc,
     fflush(stdout);
     if (!all)
         problems += change_missing(&ids);
-    problems += report_down(ns, "delivery",
+    problems += admin_nodes_report_down(ns, "delivery",
                             all ? "its messages were not changed"
                                 : "the ids it holds, if any, were not changed");
     free(args);
