@@ -200,6 +200,20 @@ def _mail_owner():
 MAIL_OWNER = _mail_owner()
 
 
+def stage_dir(path):
+    """A configuration directory whose run/, data/ and mail/ a stage can
+    fill once it drops root to MAIL_OWNER, as `correio run` makes them
+    (for stages started alone: `correio-STAGE -c path`)."""
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o755)
+    if os.getuid() == 0:
+        import pwd
+        pw = pwd.getpwnam(MAIL_OWNER)
+        for sub in ("run", "data", "mail"):
+            os.makedirs(os.path.join(path, sub), exist_ok=True)
+            os.chown(os.path.join(path, sub), pw.pw_uid, pw.pw_gid)
+
+
 class Correio:
     def __init__(self, tmpdir=None, users=DEFAULT_USERS, **conf):
         self.dir = tmpdir or tempfile.mkdtemp(prefix="correio-bb-")
@@ -387,6 +401,27 @@ class Correio:
             except OSError:
                 pass
         return sorted(out)
+
+    def maildir_copies(self, addr, marker, folders=("", "Junk")):
+        """[(folder, bytes)] of the delivered messages holding marker, in the
+        inbox (folder "") and the Maildir++ folders named, in that order."""
+        out = []
+        for folder in folders:
+            for sub in ("new", "cur"):
+                d = os.path.join(self.maildir(addr), "." + folder if folder else "", sub)
+                try:
+                    names = os.listdir(d)
+                except OSError:
+                    continue
+                for n in names:
+                    try:
+                        with open(os.path.join(d, n), "rb") as f:
+                            data = f.read()
+                    except OSError:
+                        continue
+                    if marker.encode() in data:
+                        out.append((folder, data))
+        return out
 
     def maildir_messages(self, addr):
         res = []
@@ -1004,12 +1039,16 @@ def wait_log(c, pattern, timeout=20, since=0, what=None):
 
 
 # ---------------------------------------------------------------- delivery
-def send_mail(c, sender, rcpts, msg, mail_options=(), rcpt_options=None, timeout=30):
+def send_mail(c, sender, rcpts, msg, mail_options=(), rcpt_options=None, timeout=30,
+              login=None):
     """One message over a fresh session, checking every reply is 2xx/3xx;
-    rcpt_options: a list for every recipient or {rcpt: [options]}.
+    rcpt_options: a list for every recipient or {rcpt: [options]}; login:
+    AUTH as that user (password "secret") first.
     Returns the queue id from the 250 after the dot."""
     with smtplib.SMTP("127.0.0.1", c.port, timeout=timeout * SLOW) as s:
         s.ehlo("client.example")
+        if login:
+            s.login(login, "secret")
         code, text = s.mail(sender, list(mail_options))
         check(code == 250, "MAIL FROM:<%s> %s: %d %r" % (sender, " ".join(mail_options), code, text))
         for r in rcpts:

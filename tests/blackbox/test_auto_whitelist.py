@@ -17,12 +17,11 @@ Prints PASS/FAIL/SKIP per case (see harness.py)."""
 import json
 import os
 import shutil
-import smtplib
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, SmtpPeer, at_cleanup, case, check, main, queue_id,  # noqa: E402
+from harness import (SmtpPeer, at_cleanup, case, check, main, send_mail,  # noqa: E402
                      shared_port, unique, wait_for, wait_log)
 import policy_client  # noqa: E402
 from policy_client import TestClock, ask, router_endpoint  # noqa: E402
@@ -55,40 +54,13 @@ def send(c, sender, rcpts, marker, body="just a note", login=None):
     """One message over SMTP (AUTH PLAIN as login when given); its queue id."""
     msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: awl %s\r\nMessage-ID: <%s@client.example>\r\n"
            "\r\n%s\r\nmarker %s\r\n" % (sender, rcpts[0], marker, marker, body, marker)).encode()
-    with smtplib.SMTP("127.0.0.1", c.port, timeout=30 * SLOW) as s:
-        s.ehlo("client.example")
-        if login:
-            s.login(login, "secret")
-        code, text = s.mail(sender)
-        check(code == 250, "MAIL: %d %r" % (code, text))
-        for r in rcpts:
-            code, text = s.rcpt(r)
-            check(code == 250, "RCPT %s: %d %r" % (r, code, text))
-        code, text = s.data(msg)
-        check(code == 250, "DATA: %d %r" % (code, text))
-    qid = queue_id(text.decode())
-    check(qid, "no queue id in %r" % text)
-    return qid
+    return send_mail(c, sender, rcpts, msg, login=login)
 
 
 def where(c, addr, marker):
     """"inbox" or "Junk": where the copy with marker was delivered (None: not yet)."""
-    base = c.maildir(addr)
-    for folder, sub in (("inbox", ""), ("Junk", ".Junk")):
-        for d in ("new", "cur"):
-            path = os.path.join(base, sub, d)
-            try:
-                names = os.listdir(path)
-            except OSError:
-                continue
-            for n in names:
-                try:
-                    with open(os.path.join(path, n), "rb") as f:
-                        if marker.encode() in f.read():
-                            return folder
-                except OSError:
-                    pass
-    return None
+    found = c.maildir_copies(addr, marker)
+    return (found[0][0] or "inbox") if found else None
 
 
 def wait_where(c, addr, marker):

@@ -19,14 +19,13 @@ import pwd
 import re
 import shutil
 import smtplib
-import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, MAIL_OWNER, SLOW, TestFailure, case, check, free_port,  # noqa: E402
+from harness import (MAIL_OWNER, SLOW, case, check, free_port,  # noqa: E402
                      main, queue_id, simple_message, unique, wait_for)
 
 REMOTE = "someone@remote.example"      # relayed to DEAD_RELAY: deferred

@@ -107,26 +107,8 @@ def send(c, msg):
 
 def verdict(c, marker):
     """The set of test names of the delivered copy with marker."""
-    base = c.maildir(DEMO)
-    dirs = [os.path.join(base, sub) for sub in ("new", "cur")]
-    dirs += [os.path.join(base, ".Junk", sub) for sub in ("new", "cur")]
-
-    def find():
-        for d in dirs:
-            try:
-                names = os.listdir(d)
-            except OSError:
-                continue
-            for n in names:
-                try:
-                    with open(os.path.join(d, n), "rb") as f:
-                        data = f.read()
-                except OSError:
-                    continue
-                if marker.encode() in data:
-                    return data
-        return None
-    data = wait_for(find, 20, what="the message %s" % marker)
+    found = wait_for(lambda: c.maildir_copies(DEMO, marker), 20, what="the message %s" % marker)
+    data = found[0][1]
     status = header_value(data, "X-Spam-Status")
     check(status, "no X-Spam-Status in %r" % data[:400])
     m = re.match(r"(Yes|No), score=\S+ required=\S+ tests=(\S+)", status)

@@ -13,13 +13,12 @@ import os
 import re
 import shutil
 import signal
-import smtplib
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (DEFAULT_USERS, SLOW, SmtpPeer, case, check, main,  # noqa: E402
-                     queue_id, shared_port, simple_message, unique, wait_for)
+                     send_mail, shared_port, simple_message, unique, wait_for)
 
 PEER_ADDR = "127.0.0.1"
 PEER_PORT = shared_port([PEER_ADDR])
@@ -73,18 +72,7 @@ SENDER = "user@example.test"
 
 def send_auth(c, rcpts, msg, login="user@example.test"):
     """One message over an authenticated session; returns the queue id."""
-    with smtplib.SMTP("127.0.0.1", c.port, timeout=30 * SLOW) as s:
-        s.ehlo("client.example")
-        if login:
-            s.login(login, "secret")
-        code, text = s.mail(SENDER)
-        check(code == 250, "MAIL: %d %r" % (code, text))
-        for r in rcpts:
-            code, text = s.rcpt(r)
-            check(code == 250, "RCPT TO:<%s>: %d %r" % (r, code, text))
-        code, text = s.data(msg)
-        check(code == 250, "DATA: %d %r" % (code, text))
-    return queue_id(text.decode())
+    return send_mail(c, SENDER, rcpts, msg, login=login)
 
 
 def log_match(c, pattern, timeout=20, since=0):

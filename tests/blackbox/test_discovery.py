@@ -23,25 +23,12 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, MAIL_OWNER, REPO, SLOW, Correio, TestFailure, check,  # noqa: E402
-                     shared_port, simple_message, unique, wait_for, SAN_PATTERNS)
+from harness import (BUILD, REPO, SLOW, Correio, TestFailure, check,  # noqa: E402
+                     shared_port, simple_message, unique, wait_for, SAN_PATTERNS, stage_dir)
 
 INTERVAL = "500ms"              # discovery_interval
 ZONE_SERVER = os.path.join(REPO, "tests", "dns", "zone_server.py")
 RCPT = "demo@example.test"
-
-
-def own_dir(path):
-    """A directory the stages (mail_owner once they drop root) can fill,
-    as `correio run` would have made it."""
-    os.makedirs(path, exist_ok=True)
-    os.chmod(path, 0o755)
-    if os.getuid() == 0:
-        import pwd
-        pw = pwd.getpwnam(MAIL_OWNER)
-        for sub in ("run", "data", "mail"):
-            os.makedirs(os.path.join(path, sub), exist_ok=True)
-            os.chown(os.path.join(path, sub), pw.pw_uid, pw.pw_gid)
 
 
 class Cluster:
@@ -60,7 +47,7 @@ class Cluster:
         wait_for(lambda: os.path.exists(portfile), 10, what="the zone server's port")
         with open(portfile) as f:
             self.dns_server = "127.0.0.1:%d" % int(f.read())
-        own_dir(os.path.join(self.top, "main"))
+        stage_dir(os.path.join(self.top, "main"))
         self.main = Correio(tmpdir=os.path.join(self.top, "main"), **self.common(),
                             classifier_endpoint="tcp://classifiers.test:%d" % self.port,
                             ingress_events_endpoint="ipc://%s/main/run/ingress-events" % self.top,
@@ -93,7 +80,7 @@ class Cluster:
     def start_classifier(self, addr):
         label = "classifier-" + addr
         d = os.path.join(self.top, label)
-        own_dir(d)
+        stage_dir(d)
         shutil.copy(os.path.join(self.main.dir, "users"), d)
         Correio(tmpdir=d, **self.common(),
                 classifier_endpoint="tcp://%s:%d" % (addr, self.port),

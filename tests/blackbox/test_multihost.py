@@ -142,8 +142,8 @@ if len(sys.argv) > 1 and sys.argv[1] == "--send":
     sys.exit(send_main(sys.argv[2:]))
 
 
-from harness import (BIN, BUILD, MAIL_OWNER, REPO, SANITIZER, SLOW, Correio,  # noqa: E402
-                     TestFailure, check, wait_for, SAN_PATTERNS)
+from harness import (BIN, BUILD, REPO, SANITIZER, SLOW, Correio,  # noqa: E402
+                     TestFailure, check, wait_for, SAN_PATTERNS, stage_dir)
 import netns  # noqa: E402
 
 ZONE_SERVER = os.path.join(REPO, "tests", "dns", "zone_server.py")
@@ -151,18 +151,6 @@ PY = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.execu
 N = int(os.environ.get("MULTIHOST_N") or (2000 if SANITIZER else 3000))
 THREADS = 8
 NAME = "multihost.cluster"
-
-
-def own_dir(path):
-    """A directory the stage (mail_owner once it drops root) can fill."""
-    os.makedirs(path, exist_ok=True)
-    os.chmod(path, 0o755)
-    if os.getuid() == 0:
-        import pwd
-        pw = pwd.getpwnam(MAIL_OWNER)
-        for sub in ("run", "data", "mail"):
-            os.makedirs(os.path.join(path, sub), exist_ok=True)
-            os.chown(os.path.join(path, sub), pw.pw_uid, pw.pw_gid)
 
 
 class Cluster:
@@ -225,7 +213,7 @@ class Cluster:
         """A new host running one stage; in DNS when publish."""
         host = self.net.host(name, octet)
         d = os.path.join(self.top, name)
-        own_dir(d)
+        stage_dir(d)
         Correio(tmpdir=d, **self.conf(host))
         if publish:
             self.publish(stage, host.addr)

@@ -22,26 +22,14 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, BUILD, MAIL_OWNER, REPO, SAN_PATTERNS, SLOW, Correio,  # noqa: E402
+from harness import (BIN, BUILD, REPO, SAN_PATTERNS, SLOW, Correio,  # noqa: E402
                      RawSMTP, SmtpPeer, TestFailure, check, free_port, queue_id, tls_cert,
-                     shared_port, simple_message, unique, wait_for)
+                     shared_port, simple_message, unique, wait_for, stage_dir)
 
 ZONE_SERVER = os.path.join(REPO, "tests", "dns", "zone_server.py")
 REMOTE = "someone@remote.example"
 SENDER = "sender@client.example"
 NODES = ("127.0.0.2", "127.0.0.3")
-
-
-def own_dir(path):
-    """A directory mail_owner can fill, as `correio run` would make it."""
-    os.makedirs(path, exist_ok=True)
-    os.chmod(path, 0o755)
-    if os.getuid() == 0:
-        import pwd
-        pw = pwd.getpwnam(MAIL_OWNER)
-        for sub in ("run", "data", "mail"):
-            os.makedirs(os.path.join(path, sub), exist_ok=True)
-            os.chown(os.path.join(path, sub), pw.pw_uid, pw.pw_gid)
 
 
 class Site:
@@ -66,7 +54,7 @@ class Site:
         with open(portfile) as f:
             self.dns_server = "127.0.0.1:%d" % int(f.read())
         self.maindir = os.path.join(self.top, "main")
-        own_dir(self.maindir)
+        stage_dir(self.maindir)
         run = os.path.join(self.maindir, "run")
         self.main = Correio(tmpdir=self.maindir, **self.common(),
                             delivery_endpoint="tcp://delivery.test:%d" % self.port,
@@ -75,7 +63,7 @@ class Site:
         self.nodes = {}
         for a in NODES:
             d = os.path.join(self.top, "delivery-" + a)
-            own_dir(d)
+            stage_dir(d)
             shutil.copy(os.path.join(self.maindir, "users"), d)
             Correio(tmpdir=d, **self.common(),
                     delivery_endpoint="tcp://%s:%d" % (a, self.port),

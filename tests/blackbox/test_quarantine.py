@@ -45,23 +45,8 @@ def spam(sender, to, marker, subject=None, body=GTUBE):
 def find_copy(c, addr, marker):
     """(folder, bytes) of the copy with marker in addr's Maildir (folder
     "" for the inbox, "Junk"), or None."""
-    base = c.maildir(addr)
-    for folder in ("", "Junk"):
-        for sub in ("new", "cur"):
-            d = os.path.join(base, "." + folder if folder else "", sub)
-            try:
-                names = os.listdir(d)
-            except OSError:
-                continue
-            for n in names:
-                try:
-                    with open(os.path.join(d, n), "rb") as f:
-                        data = f.read()
-                except OSError:
-                    continue
-                if marker.encode() in data:
-                    return folder, data
-    return None
+    found = c.maildir_copies(addr, marker)
+    return found[0] if found else None
 
 
 def quarantined(c, qid, rcpt, since=0):

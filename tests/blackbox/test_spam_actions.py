@@ -17,14 +17,13 @@ Prints PASS/FAIL/SKIP per case (see harness.py)."""
 import os
 import re
 import shutil
-import smtplib
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, DEFAULT_USERS, SLOW, at_cleanup, case, check,  # noqa: E402
-                     header_value, main, queue_id, unique, wait_for, wait_log)
+                     header_value, main, send_mail, unique, wait_for, wait_log)
 
 # Delivery writes Recipient.subject_tag into Subject (lib/subject_tag.c);
 # when that is not in the build, set this to False to check only what the
@@ -103,43 +102,13 @@ def message(marker, points, to=DEMO, pad=0, subject="offer"):
 
 def send(c, rcpts, msg, sender=SENDER, login=None):
     """One message (AUTH PLAIN as login when given); its queue id."""
-    with smtplib.SMTP("127.0.0.1", c.port, timeout=30 * SLOW) as s:
-        s.ehlo("client.example")
-        if login:
-            s.login(login, "secret")
-        code, text = s.mail(sender)
-        check(code == 250, "MAIL: %d %r" % (code, text))
-        for r in rcpts:
-            code, text = s.rcpt(r)
-            check(code == 250, "RCPT %s: %d %r" % (r, code, text))
-        code, text = s.data(msg)
-        check(code == 250, "DATA: %d %r" % (code, text))
-    qid = queue_id(text.decode())
-    check(qid, "no queue id in %r" % text)
-    return qid
+    return send_mail(c, sender, rcpts, msg, login=login)
 
 
 def copies(c, addr, marker):
     """[(folder, bytes)] of the delivered copies with marker: "inbox" or
     "Junk"."""
-    out = []
-    base = c.maildir(addr)
-    for folder, sub in (("inbox", ""), ("Junk", ".Junk")):
-        for d in ("new", "cur"):
-            path = os.path.join(base, sub, d)
-            try:
-                names = os.listdir(path)
-            except OSError:
-                continue
-            for n in names:
-                try:
-                    with open(os.path.join(path, n), "rb") as fh:
-                        data = fh.read()
-                except OSError:
-                    continue
-                if marker.encode() in data:
-                    out.append((folder, data))
-    return out
+    return [(folder or "inbox", data) for folder, data in c.maildir_copies(addr, marker)]
 
 
 def wait_copy(c, addr, marker, timeout=20):

@@ -13,13 +13,12 @@ import os
 import pwd
 import re
 import shutil
-import smtplib
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, at_cleanup, case, check, header_value, main,  # noqa: E402
-                     queue_id, unique, wait_for)
+from harness import (at_cleanup, case, check, header_value, main,  # noqa: E402
+                     send_mail, unique, wait_for)
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 DEMO = "demo@example.test"
@@ -45,43 +44,14 @@ def ctl_ok(c, *args):
 def send(c, sender, rcpts, marker, subject="hello", body="just a note", login=None):
     msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@client.example>\r\n"
            "\r\n%s\r\nmarker %s\r\n" % (sender, rcpts[0], subject, marker, body, marker)).encode()
-    with smtplib.SMTP("127.0.0.1", c.port, timeout=30 * SLOW) as s:
-        s.ehlo("client.example")
-        if login:
-            s.login(login, "secret")
-        code, text = s.mail(sender)
-        check(code == 250, "MAIL: %d %r" % (code, text))
-        for r in rcpts:
-            code, text = s.rcpt(r)
-            check(code == 250, "RCPT %s: %d %r" % (r, code, text))
-        code, text = s.data(msg)
-        check(code == 250, "DATA: %d %r" % (code, text))
-    check(queue_id(text.decode()), "no queue id in %r" % text)
+    send_mail(c, sender, rcpts, msg, login=login)
 
 
 def verdict(c, addr, marker):
     """(spam?, score, set of test names) of the copy with marker, from the
     inbox or the spam folder."""
-    base = c.maildir(addr)
-    dirs = [os.path.join(base, sub) for sub in ("new", "cur")]
-    dirs += [os.path.join(base, ".Junk", sub) for sub in ("new", "cur")]
-
-    def find():
-        for d in dirs:
-            try:
-                names = os.listdir(d)
-            except OSError:
-                continue
-            for n in names:
-                try:
-                    with open(os.path.join(d, n), "rb") as f:
-                        data = f.read()
-                except OSError:
-                    continue
-                if marker.encode() in data:
-                    return data
-        return None
-    data = wait_for(find, 20, what="the message %s in %s's Maildir" % (marker, addr))
+    found = wait_for(lambda: c.maildir_copies(addr, marker), 20, what="the message %s in %s's Maildir" % (marker, addr))
+    data = found[0][1]
     status = header_value(data, "X-Spam-Status")
     check(status, "no X-Spam-Status in %r" % data[:400])
     m = re.match(r"(Yes|No), score=(\S+) required=\S+ tests=(\S+)", status)
